@@ -1,0 +1,40 @@
+"""Daznode: an autopilot for a Lightning routing node, as an LNbits extension."""
+
+import asyncio
+
+from fastapi import APIRouter
+from loguru import logger
+
+from .crud import db
+from .tasks import monitor_loop, stop_monitor
+from .views import daznode_generic_router
+from .views_api import daznode_api_router
+
+daznode_ext: APIRouter = APIRouter(prefix="/daznode", tags=["daznode"])
+daznode_ext.include_router(daznode_generic_router)
+daznode_ext.include_router(daznode_api_router)
+
+daznode_static_files = [{"path": "/daznode/static", "name": "daznode_static"}]
+
+MONITOR_TASK = "ext_daznode_monitor"
+
+
+def daznode_start() -> None:
+    from lnbits.task_manager import task_manager
+
+    task_manager.create_permanent_task(monitor_loop, name=MONITOR_TASK)
+
+
+def daznode_stop() -> None:
+    from lnbits.task_manager import task_manager
+
+    task = task_manager.get_task(MONITOR_TASK)
+    if task:
+        task_manager.cancel_task(task)
+    try:
+        asyncio.get_running_loop().create_task(stop_monitor())
+    except RuntimeError:  # no loop: LNbits is shutting down, the lease simply expires
+        logger.debug("daznode: lease left to expire")
+
+
+__all__ = ["daznode_ext", "daznode_start", "daznode_static_files", "daznode_stop", "db"]

@@ -1,0 +1,578 @@
+"""All SQL of the extension. Portable across SQLite and PostgreSQL (see migrations.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Any
+
+from lnbits.db import Database
+from sqlalchemy import text
+
+from .engine.node_source import Channel, ForwardEvent, RoutingPolicy
+from .models import DaznodeSettings, ForwardOut, ForwardsPage, HistoryPoint
+
+db = Database("ext_daznode")
+
+HOUR = 3600
+DAY = 86400
+ROLLUP_CHUNK_SECONDS = 6 * HOUR  # bounded work per roll-up step
+
+
+class Tx:
+    """Statements run in one database transaction: all of them commit, or none."""
+
+    def __init__(self, conn: Any):
+        self._conn = conn
+
+    async def run(self, sql: str, params: dict | Sequence[dict] | None = None) -> Any:
+        if isinstance(params, Sequence) and not params:
+            return None  # executemany with nothing to do
+        return await self._conn.execute(text(sql), params if params is not None else {})
+
+    async def rows(self, sql: str, params: dict | None = None) -> list[dict]:
+        result = await self._conn.execute(text(sql), params or {})
+        return [dict(r) for r in result.mappings().all()]
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[Tx]:
+    # LNbits' Connection commits after every statement; the SQLAlchemy connection under it
+    # lets several statements share one transaction.
+    async with db.connect() as conn:
+        raw = conn.conn
+        try:
+            yield Tx(raw)
+            await raw.commit()
+        except BaseException:
+            await raw.rollback()
+            raise
+
+
+# -- settings -----------------------------------------------------------------------------
+
+
+async def get_settings() -> DaznodeSettings:
+    row = await db.fetchone("SELECT data FROM daznode.settings WHERE id = 'global'")
+    if not row:
+        return DaznodeSettings()
+    return DaznodeSettings.parse_obj(json.loads(row["data"]))
+
+
+async def save_settings(new: DaznodeSettings, now: int) -> None:
+    async with transaction() as tx:
+        await tx.run(
+            """
+            INSERT INTO daznode.settings (id, data, updated_at) VALUES ('global', :data, :now)
+            ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at
+            """,
+            {"data": new.json(), "now": now},
+        )
+
+
+# -- monitor state, lease, cursor -----------------------------------------------------------
+
+MONITOR_STATE_FIELDS = {
+    "backend",
+    "node_pubkey",
+    "node_info",
+    "last_run",
+    "last_success",
+    "last_duration_ms",
+    "last_error",
+    "last_error_at",
+    "consecutive_failures",
+    "next_run",
+    "last_rollup",
+}
+
+
+async def get_monitor_state() -> dict:
+    row = await db.fetchone("SELECT * FROM daznode.monitor_state WHERE id = 'monitor'")
+    return dict(row) if row else {}
+
+
+async def update_monitor_state(**fields: Any) -> None:
+    unknown = set(fields) - MONITOR_STATE_FIELDS
+    if unknown:
+        raise ValueError(f"unknown monitor state fields: {sorted(unknown)}")
+    async with transaction() as tx:
+        await tx.run(
+            "INSERT INTO daznode.monitor_state (id) VALUES ('monitor') ON CONFLICT (id) DO NOTHING"
+        )
+        assignments = ", ".join(f"{name} = :{name}" for name in fields)
+        await tx.run(
+            f"UPDATE daznode.monitor_state SET {assignments} WHERE id = 'monitor'",  # noqa: S608
+            fields,
+        )
+
+
+async def try_acquire_lease(holder: str, now: int, ttl: int) -> bool:
+    """Take or renew the monitor lease. Exactly one holder at a time: the UPDATE matches only
+    when the lease is ours already or has expired, and the database serialises updates."""
+    async with transaction() as tx:
+        result = await tx.run(
+            """
+            UPDATE daznode.lease
+            SET acquired_at = CASE WHEN holder = :holder THEN acquired_at ELSE :now END,
+                holder = :holder, expires_at = :expires
+            WHERE name = 'monitor' AND (holder = :holder OR expires_at < :now)
+            """,
+            {"holder": holder, "now": now, "expires": now + ttl},
+        )
+        return result.rowcount == 1
+
+
+async def release_lease(holder: str) -> None:
+    await db.execute(
+        "UPDATE daznode.lease SET expires_at = 0 WHERE name = 'monitor' AND holder = :holder",
+        {"holder": holder},
+    )
+
+
+async def get_lease() -> dict:
+    row = await db.fetchone("SELECT * FROM daznode.lease WHERE name = 'monitor'")
+    return dict(row) if row else {"holder": "", "expires_at": 0, "acquired_at": 0}
+
+
+async def get_forward_cursor(node_pubkey: str) -> int:
+    row = await db.fetchone(
+        "SELECT forward_cursor FROM daznode.cursors WHERE node_pubkey = :pk",
+        {"pk": node_pubkey},
+    )
+    return int(row["forward_cursor"]) if row else 0
+
+
+# -- ingestion --------------------------------------------------------------------------------
+
+
+def _policy_json(policy: RoutingPolicy | None) -> str | None:
+    return json.dumps(asdict(policy)) if policy else None
+
+
+async def store_channels_snapshot(channels: Iterable[Channel], now: int) -> int:
+    """Upsert the current channel list, mark vanished channels closed, and add one
+    snapshot row per channel. Returns the number of channels stored."""
+    rows = [
+        {
+            "channel_id": ch.channel_id,
+            "native_id": ch.native_id,
+            "channel_point": ch.channel_point,
+            "peer_id": ch.peer_id,
+            "peer_alias": ch.peer_alias,
+            "capacity_sat": ch.capacity_sat,
+            "local_msat": ch.local_balance_msat,
+            "remote_msat": ch.remote_balance_msat,
+            "active": int(ch.active),
+            "private": int(ch.private),
+            "funding_height": ch.funding_height,
+            "local_policy": _policy_json(ch.local_policy),
+            "remote_policy": _policy_json(ch.remote_policy),
+            "now": now,
+            "fee_rate_ppm": ch.local_policy.fee_rate_ppm if ch.local_policy else None,
+            "base_fee_msat": ch.local_policy.base_fee_msat if ch.local_policy else None,
+            "inbound_fee_rate_ppm": (
+                ch.local_policy.inbound_fee_rate_ppm if ch.local_policy else None
+            ),
+        }
+        for ch in channels
+    ]
+    async with transaction() as tx:
+        await tx.run(
+            """
+            INSERT INTO daznode.channels (channel_id, native_id, channel_point, peer_id,
+                peer_alias, capacity_sat, local_msat, remote_msat, active, private,
+                funding_height, local_policy, remote_policy, first_seen, last_seen, closed_at)
+            VALUES (:channel_id, :native_id, :channel_point, :peer_id, :peer_alias,
+                :capacity_sat, :local_msat, :remote_msat, :active, :private, :funding_height,
+                :local_policy, :remote_policy, :now, :now, 0)
+            ON CONFLICT (channel_id) DO UPDATE SET native_id = excluded.native_id,
+                peer_alias = excluded.peer_alias, capacity_sat = excluded.capacity_sat,
+                local_msat = excluded.local_msat, remote_msat = excluded.remote_msat,
+                active = excluded.active, private = excluded.private,
+                local_policy = excluded.local_policy, remote_policy = excluded.remote_policy,
+                last_seen = excluded.last_seen, closed_at = 0
+            """,
+            rows,
+        )
+        await tx.run(
+            """
+            INSERT INTO daznode.snapshots (ts, channel_id, local_msat, remote_msat, active,
+                fee_rate_ppm, base_fee_msat, inbound_fee_rate_ppm)
+            VALUES (:now, :channel_id, :local_msat, :remote_msat, :active, :fee_rate_ppm,
+                :base_fee_msat, :inbound_fee_rate_ppm)
+            ON CONFLICT (channel_id, ts) DO NOTHING
+            """,
+            rows,
+        )
+        # A channel the node no longer lists has closed.
+        await tx.run(
+            "UPDATE daznode.channels SET closed_at = :now WHERE closed_at = 0 AND last_seen < :now",
+            {"now": now},
+        )
+    return len(rows)
+
+
+async def store_forwards(
+    node_pubkey: str, events: list[ForwardEvent], cursor: int, now: int
+) -> int:
+    """Insert forwards and advance the cursor in one transaction, so a crash in between can
+    neither skip events (cursor ahead of data) nor duplicate them (the primary key on the
+    node's index drops repeats). Returns how many were new."""
+    rows = [
+        {
+            "node_pubkey": node_pubkey,
+            "idx": ev.index,
+            "ts": ev.timestamp_ns // 1_000_000_000,
+            "ts_ns": ev.timestamp_ns,
+            "chan_in": ev.chan_in,
+            "chan_out": ev.chan_out,
+            "amt_in_msat": ev.amt_in_msat,
+            "amt_out_msat": ev.amt_out_msat,
+            "fee_msat": ev.fee_msat,
+            "status": ev.status,
+            "fail_reason": ev.fail_reason,
+        }
+        for ev in events
+    ]
+    span = {"pk": node_pubkey, "lo": rows[0]["idx"], "hi": rows[-1]["idx"]} if rows else {}
+    async with transaction() as tx:
+        before = await _count_span(tx, span)
+        await tx.run(
+            """
+            INSERT INTO daznode.forwards (node_pubkey, idx, ts, ts_ns, chan_in, chan_out,
+                amt_in_msat, amt_out_msat, fee_msat, status, fail_reason)
+            VALUES (:node_pubkey, :idx, :ts, :ts_ns, :chan_in, :chan_out, :amt_in_msat,
+                :amt_out_msat, :fee_msat, :status, :fail_reason)
+            ON CONFLICT (node_pubkey, idx) DO NOTHING
+            """,
+            rows,
+        )
+        await tx.run(
+            """
+            INSERT INTO daznode.cursors (node_pubkey, forward_cursor, updated_at)
+            VALUES (:pk, :cursor, :now)
+            ON CONFLICT (node_pubkey) DO UPDATE SET forward_cursor = excluded.forward_cursor,
+                updated_at = excluded.updated_at
+            """,
+            {"pk": node_pubkey, "cursor": cursor, "now": now},
+        )
+        return await _count_span(tx, span) - before
+
+
+async def _count_span(tx: Tx, span: dict) -> int:
+    if not span:
+        return 0
+    rows = await tx.rows(
+        "SELECT COUNT(*) AS n FROM daznode.forwards "
+        "WHERE node_pubkey = :pk AND idx >= :lo AND idx <= :hi",
+        span,
+    )
+    return int(rows[0]["n"])
+
+
+async def _count(tx: Tx, table: str) -> int:
+    rows = await tx.rows(f"SELECT COUNT(*) AS n FROM daznode.{table}")  # noqa: S608
+    return int(rows[0]["n"])
+
+
+async def count_rows(table: str) -> int:
+    if table not in {
+        "forwards",
+        "snapshots",
+        "snapshots_hourly",
+        "snapshots_daily",
+        "channels",
+    }:
+        raise ValueError(f"unknown table {table}")
+    async with transaction() as tx:
+        return await _count(tx, table)
+
+
+# -- roll-up ----------------------------------------------------------------------------------
+
+
+def _aggregate(rows: list[dict], width: int, raw: bool) -> list[dict]:
+    """Merge rows (raw snapshots or finer buckets, oldest first) into buckets of `width` s."""
+    buckets: dict[tuple[str, int], dict] = {}
+    for r in rows:
+        ts = r["ts"] if raw else r["bucket"]
+        key = (r["channel_id"], ts // width * width)
+        if raw:
+            part = {
+                "samples": 1,
+                "active_samples": r["active"],
+                "sum_local_msat": r["local_msat"],
+                "min_local_msat": r["local_msat"],
+                "max_local_msat": r["local_msat"],
+                "capacity_msat": r["local_msat"] + r["remote_msat"],
+                "last_fee_rate_ppm": r["fee_rate_ppm"],
+                "last_base_fee_msat": r["base_fee_msat"],
+            }
+        else:
+            part = {k: r[k] for k in _BUCKET_FIELDS}
+        agg = buckets.get(key)
+        if agg is None:
+            buckets[key] = {"channel_id": key[0], "bucket": key[1], **part}
+            continue
+        agg["samples"] += part["samples"]
+        agg["active_samples"] += part["active_samples"]
+        agg["sum_local_msat"] += part["sum_local_msat"]
+        agg["min_local_msat"] = min(agg["min_local_msat"], part["min_local_msat"])
+        agg["max_local_msat"] = max(agg["max_local_msat"], part["max_local_msat"])
+        agg["capacity_msat"] = part["capacity_msat"]
+        agg["last_fee_rate_ppm"] = part["last_fee_rate_ppm"]
+        agg["last_base_fee_msat"] = part["last_base_fee_msat"]
+    return list(buckets.values())
+
+
+_BUCKET_FIELDS = (
+    "samples",
+    "active_samples",
+    "sum_local_msat",
+    "min_local_msat",
+    "max_local_msat",
+    "capacity_msat",
+    "last_fee_rate_ppm",
+    "last_base_fee_msat",
+)
+
+
+async def _merge_buckets(tx: Tx, table: str, buckets: list[dict]) -> None:
+    # Sums merge exactly; CASE instead of MIN/MAX/LEAST keeps it portable.
+    await tx.run(
+        f"""
+        INSERT INTO daznode.{table} AS t (bucket, channel_id, samples, active_samples,
+            sum_local_msat, min_local_msat, max_local_msat, capacity_msat, last_fee_rate_ppm,
+            last_base_fee_msat)
+        VALUES (:bucket, :channel_id, :samples, :active_samples, :sum_local_msat,
+            :min_local_msat, :max_local_msat, :capacity_msat, :last_fee_rate_ppm,
+            :last_base_fee_msat)
+        ON CONFLICT (channel_id, bucket) DO UPDATE SET
+            samples = t.samples + excluded.samples,
+            active_samples = t.active_samples + excluded.active_samples,
+            sum_local_msat = t.sum_local_msat + excluded.sum_local_msat,
+            min_local_msat = CASE WHEN excluded.min_local_msat < t.min_local_msat
+                THEN excluded.min_local_msat ELSE t.min_local_msat END,
+            max_local_msat = CASE WHEN excluded.max_local_msat > t.max_local_msat
+                THEN excluded.max_local_msat ELSE t.max_local_msat END,
+            capacity_msat = excluded.capacity_msat,
+            last_fee_rate_ppm = excluded.last_fee_rate_ppm,
+            last_base_fee_msat = excluded.last_base_fee_msat
+        """,  # noqa: S608 - table names are constants
+        buckets,
+    )
+
+
+async def _roll_step(source: str, target: str, width: int, cutoff: int) -> int:
+    """Move the oldest chunk of `source` rows older than `cutoff` into `target` buckets.
+    Aggregate and delete share a transaction, so nothing is counted twice or lost."""
+    raw = source == "snapshots"
+    col = "ts" if raw else "bucket"
+    async with transaction() as tx:
+        oldest = await tx.rows(f"SELECT MIN({col}) AS t FROM daznode.{source}")  # noqa: S608
+        if oldest[0]["t"] is None or oldest[0]["t"] >= cutoff:
+            return 0
+        # Chunks end on a bucket boundary so a bucket's rows always travel together.
+        end = min(cutoff, (int(oldest[0]["t"]) + ROLLUP_CHUNK_SECONDS) // width * width + width)
+        rows = await tx.rows(
+            f"SELECT * FROM daznode.{source} WHERE {col} < :end ORDER BY {col}",  # noqa: S608
+            {"end": end},
+        )
+        await _merge_buckets(tx, target, _aggregate(rows, width, raw))
+        await tx.run(f"DELETE FROM daznode.{source} WHERE {col} < :end", {"end": end})  # noqa: S608
+        return len(rows)
+
+
+async def roll_up(now: int, cfg: DaznodeSettings, max_steps: int = 50) -> dict[str, int]:
+    """Raw -> hourly -> daily, then drop what is past retention. Bounded per call."""
+    moved = {"raw": 0, "hourly": 0}
+    raw_cutoff = (now - cfg.raw_retention_hours * HOUR) // HOUR * HOUR
+    hourly_cutoff = (now - cfg.hourly_retention_days * DAY) // DAY * DAY
+    for _ in range(max_steps):
+        n = await _roll_step("snapshots", "snapshots_hourly", HOUR, raw_cutoff)
+        moved["raw"] += n
+        if not n:
+            break
+    for _ in range(max_steps):
+        n = await _roll_step("snapshots_hourly", "snapshots_daily", DAY, hourly_cutoff)
+        moved["hourly"] += n
+        if not n:
+            break
+    async with transaction() as tx:
+        if cfg.daily_retention_days:
+            await tx.run(
+                "DELETE FROM daznode.snapshots_daily WHERE bucket < :t",
+                {"t": now - cfg.daily_retention_days * DAY},
+            )
+        if cfg.forwards_retention_days:
+            await tx.run(
+                "DELETE FROM daznode.forwards WHERE ts < :t",
+                {"t": now - cfg.forwards_retention_days * DAY},
+            )
+    return moved
+
+
+# -- reads for the API --------------------------------------------------------------------------
+
+
+async def get_channels(include_closed: bool = False) -> list[dict]:
+    where = "" if include_closed else "WHERE closed_at = 0"
+    rows = await db.fetchall(
+        f"SELECT * FROM daznode.channels {where} ORDER BY capacity_sat DESC, channel_id"  # noqa: S608
+    )
+    return [_decode_channel(r) for r in rows]
+
+
+async def get_channel(channel_id: str) -> dict | None:
+    row = await db.fetchone(
+        "SELECT * FROM daznode.channels WHERE channel_id = :id OR native_id = :id",
+        {"id": channel_id},
+    )
+    return _decode_channel(row) if row else None
+
+
+def _decode_channel(row: Any) -> dict:
+    out = dict(row)
+    for side in ("local_policy", "remote_policy"):
+        out[side] = json.loads(out[side]) if out[side] else None
+    out["active"] = bool(out["active"])
+    out["private"] = bool(out["private"])
+    return out
+
+
+async def forward_stats_by_channel(node_pubkey: str, since: int) -> dict[str, dict[str, int]]:
+    """Per channel since `since`: forwards out/in, volume out, fees earned (attributed to the
+    outgoing channel, where the fee is charged) and failed forwards."""
+    stats: dict[str, dict[str, int]] = {}
+
+    def slot(cid: str) -> dict[str, int]:
+        return stats.setdefault(cid, {"out": 0, "in": 0, "volume_out": 0, "fees": 0, "failed": 0})
+
+    async with transaction() as tx:
+        for r in await tx.rows(
+            "SELECT chan_out, COUNT(*) AS n, SUM(amt_out_msat) AS vol, SUM(fee_msat) AS fees "
+            "FROM daznode.forwards WHERE node_pubkey = :pk AND ts >= :since "
+            "AND status = 'settled' GROUP BY chan_out",
+            {"pk": node_pubkey, "since": since},
+        ):
+            s = slot(r["chan_out"])
+            s["out"], s["volume_out"], s["fees"] = (
+                int(r["n"]),
+                int(r["vol"]),
+                int(r["fees"]),
+            )
+        for r in await tx.rows(
+            "SELECT chan_in, COUNT(*) AS n FROM daznode.forwards "
+            "WHERE node_pubkey = :pk AND ts >= :since AND status = 'settled' GROUP BY chan_in",
+            {"pk": node_pubkey, "since": since},
+        ):
+            slot(r["chan_in"])["in"] = int(r["n"])
+        for r in await tx.rows(
+            "SELECT chan_out, COUNT(*) AS n FROM daznode.forwards "
+            "WHERE node_pubkey = :pk AND ts >= :since AND status <> 'settled' "
+            "GROUP BY chan_out",
+            {"pk": node_pubkey, "since": since},
+        ):
+            slot(r["chan_out"])["failed"] = int(r["n"])
+    return stats
+
+
+async def channel_history(channel_id: str, since: int, until: int) -> list[HistoryPoint]:
+    """Raw snapshots, hourly and daily roll-ups merged: every period at the finest resolution
+    still kept (roll-up moves whole buckets, so the three never overlap)."""
+    params = {"id": channel_id, "since": since, "until": until}
+    points: list[HistoryPoint] = []
+    async with transaction() as tx:
+        for table in ("snapshots_daily", "snapshots_hourly"):
+            for r in await tx.rows(
+                f"SELECT * FROM daznode.{table} WHERE channel_id = :id "  # noqa: S608
+                "AND bucket >= :since AND bucket <= :until ORDER BY bucket",
+                params,
+            ):
+                avg = int(r["sum_local_msat"]) // max(1, int(r["samples"]))
+                points.append(
+                    HistoryPoint(
+                        ts=r["bucket"],
+                        local_msat=avg,
+                        min_local_msat=r["min_local_msat"],
+                        max_local_msat=r["max_local_msat"],
+                        remote_msat=int(r["capacity_msat"]) - avg,
+                        active_share=int(r["active_samples"]) / max(1, int(r["samples"])),
+                        fee_rate_ppm=r["last_fee_rate_ppm"],
+                        base_fee_msat=r["last_base_fee_msat"],
+                    )
+                )
+        for r in await tx.rows(
+            "SELECT * FROM daznode.snapshots WHERE channel_id = :id "
+            "AND ts >= :since AND ts <= :until ORDER BY ts",
+            params,
+        ):
+            points.append(
+                HistoryPoint(
+                    ts=r["ts"],
+                    local_msat=r["local_msat"],
+                    min_local_msat=r["local_msat"],
+                    max_local_msat=r["local_msat"],
+                    remote_msat=r["remote_msat"],
+                    active_share=float(r["active"]),
+                    fee_rate_ppm=r["fee_rate_ppm"],
+                    base_fee_msat=r["base_fee_msat"],
+                )
+            )
+    points.sort(key=lambda p: p.ts)
+    return points
+
+
+async def forwards_page(
+    *,
+    node_pubkey: str,
+    since: int | None,
+    until: int | None,
+    channel_id: str | None,
+    status: str | None,
+    page: int,
+    size: int,
+) -> ForwardsPage:
+    clauses, params = ["node_pubkey = :pk"], {"pk": node_pubkey}
+    if since is not None:
+        clauses.append("ts >= :since")
+        params["since"] = since
+    if until is not None:
+        clauses.append("ts <= :until")
+        params["until"] = until
+    if channel_id:
+        clauses.append("(chan_in = :cid OR chan_out = :cid)")
+        params["cid"] = channel_id
+    if status:
+        clauses.append("status = :status")
+        params["status"] = status
+    where = f"WHERE {' AND '.join(clauses)}"
+    async with transaction() as tx:
+        total = await tx.rows(f"SELECT COUNT(*) AS n FROM daznode.forwards {where}", params)  # noqa: S608
+        rows = await tx.rows(
+            f"SELECT * FROM daznode.forwards {where} "  # noqa: S608
+            "ORDER BY ts DESC, idx DESC LIMIT :limit OFFSET :offset",
+            {**params, "limit": size, "offset": (page - 1) * size},
+        )
+    return ForwardsPage(
+        data=[
+            ForwardOut(
+                index=r["idx"],
+                ts=r["ts"],
+                chan_in=r["chan_in"],
+                chan_out=r["chan_out"],
+                amt_in_msat=r["amt_in_msat"],
+                amt_out_msat=r["amt_out_msat"],
+                fee_msat=r["fee_msat"],
+                status=r["status"],
+                fail_reason=r["fail_reason"],
+            )
+            for r in rows
+        ],
+        total=int(total[0]["n"]),
+        page=page,
+        size=size,
+    )

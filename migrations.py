@@ -1,0 +1,147 @@
+"""Database migrations, portable across SQLite and PostgreSQL.
+
+Conventions: times are epoch seconds in BIGINT columns (no timestamp type differences between
+backends), money is integer msat (capacities in sat), flags are INTEGER 0/1.
+Never edit a released migration; add a new one.
+"""
+
+
+async def m001_monitor(db):
+    await db.execute(
+        """
+        CREATE TABLE daznode.settings (
+            id TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            updated_at BIGINT NOT NULL
+        );
+        """
+    )
+    await db.execute(
+        """
+        CREATE TABLE daznode.monitor_state (
+            id TEXT PRIMARY KEY,
+            backend TEXT NOT NULL DEFAULT '',
+            node_pubkey TEXT NOT NULL DEFAULT '',
+            node_info TEXT NOT NULL DEFAULT '{}',
+            last_run BIGINT NOT NULL DEFAULT 0,
+            last_success BIGINT NOT NULL DEFAULT 0,
+            last_duration_ms INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            last_error_at BIGINT NOT NULL DEFAULT 0,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            next_run BIGINT NOT NULL DEFAULT 0,
+            last_rollup BIGINT NOT NULL DEFAULT 0
+        );
+        """
+    )
+    await db.execute(
+        """
+        CREATE TABLE daznode.cursors (
+            node_pubkey TEXT PRIMARY KEY,
+            forward_cursor BIGINT NOT NULL DEFAULT 0,
+            updated_at BIGINT NOT NULL DEFAULT 0
+        );
+        """
+    )
+    await db.execute(
+        """
+        CREATE TABLE daznode.lease (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL DEFAULT '',
+            acquired_at BIGINT NOT NULL DEFAULT 0,
+            expires_at BIGINT NOT NULL DEFAULT 0
+        );
+        """
+    )
+    await db.execute(
+        "INSERT INTO daznode.lease (name, holder, acquired_at, expires_at) "
+        "VALUES ('monitor', '', 0, 0);"
+    )
+    await db.execute(
+        """
+        CREATE TABLE daznode.channels (
+            channel_id TEXT PRIMARY KEY,
+            native_id TEXT NOT NULL,
+            channel_point TEXT NOT NULL,
+            peer_id TEXT NOT NULL,
+            peer_alias TEXT NOT NULL DEFAULT '',
+            capacity_sat BIGINT NOT NULL,
+            local_msat BIGINT NOT NULL,
+            remote_msat BIGINT NOT NULL,
+            active INTEGER NOT NULL,
+            private INTEGER NOT NULL DEFAULT 0,
+            funding_height INTEGER NOT NULL DEFAULT 0,
+            local_policy TEXT,
+            remote_policy TEXT,
+            first_seen BIGINT NOT NULL,
+            last_seen BIGINT NOT NULL,
+            closed_at BIGINT NOT NULL DEFAULT 0
+        );
+        """
+    )
+    snapshot_columns = """
+            channel_id TEXT NOT NULL,
+            local_msat BIGINT NOT NULL,
+            remote_msat BIGINT NOT NULL,
+            active INTEGER NOT NULL,
+            fee_rate_ppm INTEGER,
+            base_fee_msat BIGINT,
+            inbound_fee_rate_ppm INTEGER
+    """
+    await db.execute(
+        f"""
+        CREATE TABLE daznode.snapshots (
+            ts BIGINT NOT NULL,
+            {snapshot_columns},
+            PRIMARY KEY (channel_id, ts)
+        );
+        """
+    )
+    # Roll-ups keep sums, not averages, so buckets can be merged exactly.
+    for table in ("snapshots_hourly", "snapshots_daily"):
+        await db.execute(
+            f"""
+            CREATE TABLE daznode.{table} (
+                bucket BIGINT NOT NULL,
+                channel_id TEXT NOT NULL,
+                samples INTEGER NOT NULL,
+                active_samples INTEGER NOT NULL,
+                sum_local_msat BIGINT NOT NULL,
+                min_local_msat BIGINT NOT NULL,
+                max_local_msat BIGINT NOT NULL,
+                capacity_msat BIGINT NOT NULL,
+                last_fee_rate_ppm INTEGER,
+                last_base_fee_msat BIGINT,
+                PRIMARY KEY (channel_id, bucket)
+            );
+            """
+        )
+    await db.execute(
+        """
+        CREATE TABLE daznode.forwards (
+            node_pubkey TEXT NOT NULL,
+            idx BIGINT NOT NULL,
+            ts BIGINT NOT NULL,
+            ts_ns BIGINT NOT NULL,
+            chan_in TEXT NOT NULL,
+            chan_out TEXT NOT NULL,
+            amt_in_msat BIGINT NOT NULL,
+            amt_out_msat BIGINT NOT NULL,
+            fee_msat BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            fail_reason TEXT,
+            PRIMARY KEY (node_pubkey, idx)
+        );
+        """
+    )
+    await _create_index(db, "daznode_snapshots_ts", "snapshots", "ts")
+    await _create_index(db, "daznode_forwards_ts", "forwards", "ts")
+    await _create_index(db, "daznode_forwards_out", "forwards", "chan_out, ts")
+    await _create_index(db, "daznode_forwards_in", "forwards", "chan_in, ts")
+
+
+async def _create_index(db, name: str, table: str, columns: str) -> None:
+    # SQLite rejects a schema-qualified table in CREATE INDEX; the extension's SQLite file is
+    # the connection's main database there, so the bare table name is the same table.
+    target = table if db.type == "SQLITE" else f"daznode.{table}"
+    await db.execute(f"CREATE INDEX {name} ON {target} ({columns});")

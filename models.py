@@ -1,0 +1,170 @@
+"""Pydantic models of the HTTP API and of the stored settings (pydantic 1.10, as in LNbits)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Extra, Field, root_validator
+
+
+class DaznodeSettings(BaseModel):
+    """Admin settings. Every field has a safe default, so a fresh install just works."""
+
+    monitor_interval_seconds: int = Field(
+        60, ge=10, le=3600, description="How often the monitor snapshots the node."
+    )
+    raw_retention_hours: int = Field(
+        48, ge=1, le=720, description="Raw snapshots older than this are rolled up hourly."
+    )
+    hourly_retention_days: int = Field(
+        30, ge=1, le=365, description="Hourly roll-ups older than this become daily ones."
+    )
+    daily_retention_days: int = Field(
+        730,
+        ge=0,
+        le=3650,
+        description="Daily roll-ups older than this are deleted (0: keep).",
+    )
+    forwards_retention_days: int = Field(
+        365, ge=0, le=3650, description="Forwards older than this are deleted (0: keep)."
+    )
+    sim_graph_path: str = Field(
+        "",
+        max_length=1024,
+        description="Demo node: graph snapshot to place it in (describegraph JSON or the "
+        "CSV folder); empty = the bundled mainnet snapshot if found, else a generated one.",
+    )
+    sim_channels: int = Field(12, ge=2, le=200, description="Demo node: channel count.")
+    sim_seed: int = Field(42, ge=0, le=2**31 - 1, description="Demo node: random seed.")
+
+    class Config:
+        extra = Extra.forbid
+
+    @root_validator(skip_on_failure=True)
+    def retention_tiers_in_order(cls, values: dict) -> dict:  # noqa: N805 - pydantic
+        if values["hourly_retention_days"] * 24 <= values["raw_retention_hours"]:
+            raise ValueError("hourly_retention_days must cover more time than raw_retention_hours")
+        daily = values["daily_retention_days"]
+        if daily and daily <= values["hourly_retention_days"]:
+            raise ValueError(
+                "daily_retention_days must be 0 (keep) or longer than hourly_retention_days"
+            )
+        return values
+
+
+class Policy(BaseModel):
+    base_fee_msat: int
+    fee_rate_ppm: int
+    cltv_delta: int
+    htlc_min_msat: int
+    htlc_max_msat: int
+    inbound_base_fee_msat: int | None = None
+    inbound_fee_rate_ppm: int | None = None
+    disabled: bool = False
+
+
+class NodeOut(BaseModel):
+    backend: str
+    demo: bool
+    pubkey: str
+    alias: str
+    network: str
+    version: str
+    block_height: int
+    synced_to_chain: bool
+    num_channels: int
+    num_active_channels: int
+    capacity_sat: int
+    local_msat: int
+    remote_msat: int
+    fees_7d_msat: int
+    forwards_7d: int
+    as_of: int = Field(description="When the monitor last read the node (epoch seconds).")
+
+
+class ChannelOut(BaseModel):
+    channel_id: str = Field(description="Short channel id BLOCKxTXxOUT.")
+    native_id: str
+    channel_point: str
+    peer_id: str
+    peer_alias: str
+    capacity_sat: int
+    local_msat: int
+    remote_msat: int
+    local_ratio: float
+    active: bool
+    private: bool
+    age_days: float
+    local_policy: Policy | None
+    remote_policy: Policy | None
+    forwards_out_7d: int
+    forwards_in_7d: int
+    volume_out_7d_msat: int
+    fees_7d_msat: int
+    failed_7d: int
+    first_seen: int
+    last_seen: int
+
+
+class HistoryPoint(BaseModel):
+    ts: int
+    local_msat: int
+    min_local_msat: int
+    max_local_msat: int
+    remote_msat: int
+    active_share: float
+    fee_rate_ppm: int | None
+    base_fee_msat: int | None
+
+
+class ChannelHistory(BaseModel):
+    channel_id: str
+    resolution: str
+    points: list[HistoryPoint]
+
+
+class ForwardOut(BaseModel):
+    index: int
+    ts: int
+    chan_in: str
+    chan_out: str
+    amt_in_msat: int
+    amt_out_msat: int
+    fee_msat: int
+    status: str
+    fail_reason: str | None
+
+
+class ForwardsPage(BaseModel):
+    data: list[ForwardOut]
+    total: int
+    page: int
+    size: int
+
+
+class BackendOut(BaseModel):
+    kind: str
+    label: str
+    demo: bool
+    funding_source: str
+    detail: str
+    inbound_fees: bool
+    per_channel_cltv: bool
+    forward_failures: bool
+    rebalance: bool
+
+
+class StatusOut(BaseModel):
+    backend: BackendOut | None
+    state: str = Field(description="starting | running | standby | failing")
+    leader: bool
+    lease_holder: str
+    interval_seconds: int
+    last_run: int
+    last_success: int
+    last_duration_ms: int
+    last_error: str | None
+    last_error_at: int
+    consecutive_failures: int
+    next_run: int
+    forward_cursor: int
+    stored_forwards: int
+    stored_snapshots: int

@@ -1,0 +1,133 @@
+"""Picks the node source behind LNbits' funding source (the glue between LNbits and engine/)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lnbits.settings import settings as lnbits_settings
+from lnbits.wallets import get_funding_source
+from loguru import logger
+
+from .engine.graph_io import GraphFormatError, load_graph
+from .engine.network_gen import generate_network
+from .engine.node_source import NetworkGraph, NodeSource
+from .engine.sources.simulated import SimConfig, SimulatedNode
+from .models import BackendOut, DaznodeSettings
+
+EXTENSION_DIR = Path(__file__).resolve().parent
+# Where `make dev` and CI keep the mainnet snapshot: ../shared/data beside the checkout.
+BUNDLED_SNAPSHOT_GLOB = "shared/data/ln-graph-*"
+
+
+@dataclass
+class Backend:
+    source: NodeSource
+    info: BackendOut
+
+
+_cache: dict[tuple, Backend] = {}
+_build_lock = asyncio.Lock()
+
+
+def _funding_source_name() -> str:
+    return type(get_funding_source()).__name__
+
+
+def find_bundled_snapshot() -> Path | None:
+    """The shared mainnet snapshot, if this checkout sits beside ../shared (dev and CI)."""
+    env = os.environ.get("DAZNODE_SIM_GRAPH")
+    if env:
+        return Path(env)
+    for base in (EXTENSION_DIR.parent, EXTENSION_DIR.parent.parent):
+        found = sorted(base.glob(BUNDLED_SNAPSHOT_GLOB))
+        if found:
+            return found[-1]
+    return None
+
+
+def load_sim_network(cfg: DaznodeSettings) -> tuple[NetworkGraph, str]:
+    """The graph the demo node lives in, and a label saying which (runs in a worker thread)."""
+    path = Path(cfg.sim_graph_path) if cfg.sim_graph_path else find_bundled_snapshot()
+    if path is not None:
+        try:
+            graph = load_graph(path)
+            return graph, f"snapshot {path.name} ({len(graph.nodes)} nodes)"
+        except GraphFormatError as exc:
+            if cfg.sim_graph_path:
+                raise  # the admin asked for this file: say what is wrong with it
+            logger.warning(f"daznode: bundled snapshot unusable, generating a network: {exc}")
+    graph = generate_network(num_nodes=2000, seed=cfg.sim_seed)
+    return graph, f"generated network ({len(graph.nodes)} nodes)"
+
+
+def _state_path(cfg: DaznodeSettings, label: str) -> Path:
+    digest = hashlib.sha256(label.encode()).hexdigest()[:10]
+    name = f"simnode-{cfg.sim_seed}-{cfg.sim_channels}-{digest}.json"
+    return Path(lnbits_settings.lnbits_data_folder, "daznode", name)
+
+
+async def _build_simulated(cfg: DaznodeSettings, reason: str) -> Backend:
+    network, label = await asyncio.to_thread(load_sim_network, cfg)
+    config = SimConfig(seed=cfg.sim_seed, num_channels=cfg.sim_channels)
+    node = await asyncio.to_thread(
+        lambda: SimulatedNode(
+            network, config, state_path=_state_path(cfg, label), graph_label=label
+        )
+    )
+    return Backend(node, _backend_out(node, "Simulated node (demo)", True, f"{reason}; {label}"))
+
+
+def _backend_out(source: NodeSource, label: str, demo: bool, detail: str) -> BackendOut:
+    caps = source.capabilities
+    return BackendOut(
+        kind=source.kind,
+        label=label,
+        demo=demo,
+        funding_source=_funding_source_name(),
+        detail=detail,
+        inbound_fees=caps.inbound_fees,
+        per_channel_cltv=caps.per_channel_cltv,
+        forward_failures=caps.forward_failures,
+        rebalance=caps.rebalance,
+    )
+
+
+async def _build(cfg: DaznodeSettings) -> Backend:
+    fs = get_funding_source()
+    name = type(fs).__name__
+    if name == "LndRestWallet":
+        from .engine.sources.lnd_rest import LndRestSource
+
+        source = LndRestSource(fs.client)  # type: ignore[attr-defined]
+        return Backend(source, _backend_out(source, "LND (REST)", False, fs.endpoint))  # type: ignore[attr-defined]
+    if name == "CoreLightningWallet":
+        from .engine.sources.cln_rpc import ClnRpcSource
+
+        rpc = fs.ln  # type: ignore[attr-defined]
+        source = ClnRpcSource(lambda method, params: rpc.call(method, params))
+        return Backend(source, _backend_out(source, "Core Lightning (RPC)", False, "lightningd"))
+    if name in ("FakeWallet", "VoidWallet"):
+        reason = f"{name} has no Lightning node"
+    else:
+        reason = f"{name} is not a node Daznode can manage (LND REST or Core Lightning RPC)"
+    return await _build_simulated(cfg, reason)
+
+
+async def get_backend(cfg: DaznodeSettings) -> Backend:
+    """The node source for the current funding source and settings, built once and reused."""
+    fs = get_funding_source()
+    key = (id(fs), cfg.sim_graph_path, cfg.sim_channels, cfg.sim_seed)
+    async with _build_lock:
+        if key not in _cache:
+            _cache.clear()
+            _cache[key] = await _build(cfg)
+            logger.info(f"daznode: node backend {_cache[key].info.label}")
+        return _cache[key]
+
+
+def cached_backend() -> Backend | None:
+    return next(iter(_cache.values()), None)

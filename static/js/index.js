@@ -1,0 +1,193 @@
+// Daznode dashboard: node, monitor status and channels, refreshed live.
+const API = '/daznode/api/v1'
+const POLL_MS = 30000
+
+window.app = Vue.createApp({
+  el: '#vue',
+  mixins: [windowMixin],
+  delimiters: ['${', '}'],
+  data() {
+    return {
+      node: null,
+      status: null,
+      channels: [],
+      loading: false,
+      loadError: '',
+      running: false,
+      filter: '',
+      isAdmin: window.DAZNODE_IS_ADMIN === true,
+      pagination: {rowsPerPage: 25, sortBy: 'capacity', descending: true},
+      columns: [
+        {name: 'peer', label: 'Peer', align: 'left', field: r => r.peer_alias + ' ' + r.channel_id + ' ' + r.peer_id, sortable: true},
+        {name: 'capacity', label: 'Capacity (sat)', align: 'right', field: 'capacity_sat', sortable: true},
+        {name: 'balance', label: 'Local / remote (sat)', align: 'left', field: 'local_ratio', sortable: true},
+        {name: 'fees', label: 'Our fee', align: 'left', field: r => (r.local_policy ? r.local_policy.fee_rate_ppm : -1), sortable: true},
+        {name: 'forwards', label: 'Forwards 7 d', align: 'left', field: 'forwards_out_7d', sortable: true},
+        {name: 'earned', label: 'Earned 7 d (sat)', align: 'right', field: 'fees_7d_msat', sortable: true},
+        {name: 'age', label: 'Age', align: 'right', field: 'age_days', sortable: true}
+      ],
+      history: {show: false, channel: null, empty: false},
+      settingsDialog: {show: false, data: {}, error: '', saving: false},
+      socket: null,
+      pollTimer: null
+    }
+  },
+  computed: {
+    wallet() {
+      return this.g.user.wallets[0]
+    },
+    stateColor() {
+      const s = this.status ? this.status.state : ''
+      return {running: 'green', standby: 'blue-grey', failing: 'red'}[s] || 'grey'
+    },
+    totals() {
+      const n = this.node
+      return [
+        {key: 'channels', label: 'Channels', value: `${n.num_active_channels} / ${n.num_channels}`, hint: 'active / open'},
+        {key: 'capacity', label: 'Capacity', value: this.formatSat(n.capacity_sat) + ' sat', hint: ''},
+        {key: 'local', label: 'Local balance', value: this.formatSat(n.local_msat / 1000) + ' sat', hint: 'outbound liquidity'},
+        {key: 'remote', label: 'Remote balance', value: this.formatSat(n.remote_msat / 1000) + ' sat', hint: 'inbound liquidity'},
+        {key: 'fees', label: 'Earned, 7 days', value: this.formatSat(n.fees_7d_msat / 1000) + ' sat', hint: 'routing fees'},
+        {key: 'forwards', label: 'Forwards, 7 days', value: String(n.forwards_7d), hint: 'settled'}
+      ]
+    }
+  },
+  methods: {
+    api(method, path, data, admin) {
+      const key = admin ? this.wallet.adminkey : this.wallet.inkey
+      return LNbits.api.request(method, API + path, key, data)
+    },
+    formatSat(v) {
+      return Math.round(v).toLocaleString()
+    },
+    shortKey(pk) {
+      return pk ? pk.slice(0, 10) + '…' + pk.slice(-6) : ''
+    },
+    fromNow(ts) {
+      if (!ts) return 'never'
+      const diff = Math.round(ts - Date.now() / 1000)
+      const abs = Math.abs(diff)
+      const text = abs < 90 ? `${abs} s` : abs < 5400 ? `${Math.round(abs / 60)} min` : `${Math.round(abs / 3600)} h`
+      return diff >= 0 ? `in ${text}` : `${text} ago`
+    },
+    errorText(err) {
+      const d = err && err.response && err.response.data
+      return (d && (d.detail || d.message)) || (err && err.message) || 'Request failed'
+    },
+    async refresh() {
+      this.loading = true
+      try {
+        const [status, channels] = await Promise.all([this.api('GET', '/status'), this.api('GET', '/channels')])
+        this.status = status.data
+        this.channels = channels.data
+        this.loadError = ''
+        if (this.status.last_success) {
+          this.node = (await this.api('GET', '/node')).data
+        }
+      } catch (err) {
+        this.loadError = this.errorText(err)
+      } finally {
+        this.loading = false
+      }
+    },
+    async runNow() {
+      this.running = true
+      try {
+        this.status = (await this.api('POST', '/monitor/run', null, true)).data
+        await this.refresh()
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      } finally {
+        this.running = false
+      }
+    },
+    async openSettings() {
+      try {
+        const {data} = await this.api('GET', '/settings', null, true)
+        this.settingsDialog = {show: true, data, error: '', saving: false}
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    async saveSettings() {
+      this.settingsDialog.saving = true
+      this.settingsDialog.error = ''
+      try {
+        await this.api('PUT', '/settings', this.settingsDialog.data, true)
+        this.settingsDialog.show = false
+        Quasar.Notify.create({type: 'positive', message: 'Settings saved'})
+        setTimeout(this.refresh, 1500)
+      } catch (err) {
+        // Keep the dialog and what was typed; say exactly what is wrong.
+        this.settingsDialog.error = this.errorText(err)
+      } finally {
+        this.settingsDialog.saving = false
+      }
+    },
+    async openHistory(channel) {
+      this.history = {show: true, channel, empty: false}
+      try {
+        const {data} = await this.api('GET', `/channels/${channel.channel_id}/history`)
+        this.history.empty = data.points.length === 0
+        await this.$nextTick()
+        this.drawChart(data.points)
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    drawChart(points) {
+      this.destroyChart()
+      const canvas = this.$refs.historyCanvas
+      if (!canvas || !window.Chart) return
+      const labels = points.map(p => new Date(p.ts * 1000).toLocaleString())
+      this._chart = new Chart(canvas, {
+        type: 'line',
+        data: {
+          labels,
+          datasets: [
+            {label: 'Local balance (sat)', data: points.map(p => Math.round(p.local_msat / 1000)), borderColor: '#f7931a', pointRadius: 0, yAxisID: 'y'},
+            {label: 'Fee rate (ppm)', data: points.map(p => p.fee_rate_ppm), borderColor: '#5c6bc0', pointRadius: 0, stepped: true, yAxisID: 'y1'}
+          ]
+        },
+        options: {
+          animation: false,
+          maintainAspectRatio: false,
+          scales: {x: {ticks: {maxTicksLimit: 8}}, y: {beginAtZero: true}, y1: {position: 'right', beginAtZero: true, grid: {drawOnChartArea: false}}}
+        }
+      })
+    },
+    destroyChart() {
+      if (this._chart) {
+        this._chart.destroy()
+        this._chart = null
+      }
+    },
+    copyText(text) {
+      navigator.clipboard && navigator.clipboard.writeText(text)
+      Quasar.Notify.create({message: 'Copied', timeout: 800})
+    },
+    connectLive() {
+      // The monitor pushes a tick after each pass; polling covers a dropped socket.
+      const proto = location.protocol === 'https:' ? 'wss://' : 'ws://'
+      try {
+        this.socket = new WebSocket(`${proto}${location.host}/api/v1/ws/daznode-monitor`)
+        this.socket.onmessage = () => this.refresh()
+        this.socket.onclose = () => setTimeout(() => this.connectLive(), 5000)
+      } catch (e) {
+        this.socket = null
+      }
+    }
+  },
+  async created() {
+    await this.refresh()
+    this.connectLive()
+    this.pollTimer = setInterval(this.refresh, POLL_MS)
+  },
+  beforeUnmount() {
+    clearInterval(this.pollTimer)
+    if (this.socket) {
+      this.socket.onclose = null
+      this.socket.close()
+    }
+  }
+})

@@ -1,0 +1,184 @@
+"""The monitor: a background loop that snapshots the node and ingests its forwards.
+
+One LNbits process at a time runs it (a lease row in the database); the others stand by and
+take over when the holder stops renewing. A failing node is retried with exponential backoff
+and reported in the status; nothing here can crash LNbits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass
+
+from lnbits.core.services.websockets import websocket_manager
+from loguru import logger
+
+from .crud import (
+    get_forward_cursor,
+    get_settings,
+    release_lease,
+    roll_up,
+    store_channels_snapshot,
+    store_forwards,
+    try_acquire_lease,
+    update_monitor_state,
+)
+from .engine.node_source import NodeSource, NodeSourceError
+from .services import get_backend
+
+HOLDER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+NODE_CALL_TIMEOUT = 60.0
+FORWARD_PAGE_SIZE = 1000
+MAX_FORWARD_PAGES_PER_RUN = 50  # a large backlog is ingested over several runs
+MAX_BACKOFF_SECONDS = 900
+WS_CHANNEL = "daznode-monitor"
+
+
+@dataclass
+class Runtime:
+    """What this process knows about its own monitor (the database holds the rest)."""
+
+    state: str = "starting"  # starting | running | standby | failing
+    leader: bool = False
+    failures: int = 0
+
+
+runtime = Runtime()
+_wake = asyncio.Event()
+_cycle_lock = asyncio.Lock()
+
+
+def wake_monitor() -> None:
+    """Run the next cycle now (after a settings change, for instance)."""
+    _wake.set()
+
+
+def backoff_seconds(failures: int, interval: int) -> float:
+    """Exponential from 5 s, capped, with jitter so several nodes do not retry in step."""
+    if failures <= 0:
+        return float(interval)
+    delay = min(MAX_BACKOFF_SECONDS, 5 * 2 ** (failures - 1), max(interval, 5))
+    return delay * random.uniform(0.8, 1.2)
+
+
+async def _ingest_forwards(source: NodeSource, pubkey: str, now: int) -> int:
+    cursor = await get_forward_cursor(pubkey)
+    new = 0
+    for _ in range(MAX_FORWARD_PAGES_PER_RUN):
+        page = await asyncio.wait_for(
+            source.forwards_since(cursor, FORWARD_PAGE_SIZE), NODE_CALL_TIMEOUT
+        )
+        if page.events or page.next_cursor != cursor:
+            new += await store_forwards(pubkey, page.events, page.next_cursor, now)
+            cursor = page.next_cursor
+        if not page.has_more:
+            break
+    return new
+
+
+async def run_monitor_cycle() -> float:
+    """One monitor pass. Returns the seconds to wait before the next one."""
+    async with _cycle_lock:
+        cfg = await get_settings()
+        interval = cfg.monitor_interval_seconds
+        now = int(time.time())
+        if not await try_acquire_lease(HOLDER_ID, now, ttl=max(30, 3 * interval)):
+            runtime.state, runtime.leader = "standby", False
+            return float(interval)
+        runtime.leader = True
+        started = time.perf_counter()
+        try:
+            backend = await get_backend(cfg)
+            source = backend.source
+            info = await asyncio.wait_for(source.get_info(), NODE_CALL_TIMEOUT)
+            channels = await asyncio.wait_for(source.list_channels(), NODE_CALL_TIMEOUT)
+            await store_channels_snapshot(channels, now)
+            new = await _ingest_forwards(source, info.pubkey, now)
+            await roll_up(now, cfg)
+        except (NodeSourceError, asyncio.TimeoutError, ValueError, OSError) as exc:
+            return await _record_failure(_describe(exc), now, interval)
+        except Exception as exc:  # never let a bug stop the monitor or reach LNbits
+            logger.exception("daznode: monitor cycle failed")
+            return await _record_failure(f"internal error: {type(exc).__name__}", now, interval)
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        runtime.state, runtime.failures = "running", 0
+        await update_monitor_state(
+            backend=backend.info.kind,
+            node_pubkey=info.pubkey,
+            node_info=json.dumps(asdict(info)),
+            last_run=now,
+            last_success=now,
+            last_duration_ms=duration_ms,
+            last_error=None,
+            consecutive_failures=0,
+            next_run=now + interval,
+            last_rollup=now,
+        )
+        logger.debug(f"daznode: monitor {len(channels)} channels, {new} new forwards")
+        await _notify_pages(now)
+        return float(interval)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"node did not answer within {NODE_CALL_TIMEOUT:.0f} s"
+    return str(exc) or type(exc).__name__
+
+
+async def _record_failure(message: str, now: int, interval: int) -> float:
+    runtime.state = "failing"
+    runtime.failures += 1
+    delay = backoff_seconds(runtime.failures, interval)
+    logger.warning(f"daznode: monitor failed ({runtime.failures}x): {message}")
+    await update_monitor_state(
+        last_run=now,
+        last_error=message[:500],
+        last_error_at=now,
+        consecutive_failures=runtime.failures,
+        next_run=now + int(delay),
+    )
+    return delay
+
+
+async def _notify_pages(now: int) -> None:
+    # Only a tick: pages re-read the data through the authenticated API.
+    try:
+        await websocket_manager.send(WS_CHANNEL, json.dumps({"event": "monitor", "ts": now}))
+    except Exception as exc:  # a dropped browser must not fail the cycle
+        logger.debug(f"daznode: page notification failed: {exc}")
+
+
+async def _funding_source_ready(timeout: float = 60.0) -> None:
+    """Extension tasks start before LNbits sets its funding source: wait for it."""
+    from lnbits import wallets
+
+    deadline = time.monotonic() + timeout
+    # LNbits offers no event for this; a short poll at start-up only.
+    while wallets.funding_source is wallets.fake_wallet and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+
+
+async def monitor_loop() -> None:
+    await _funding_source_ready()
+    while True:
+        try:
+            delay = await run_monitor_cycle()
+        except Exception:  # database down, for instance: wait and try again
+            logger.exception("daznode: monitor could not run")
+            delay = 30.0
+        _wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(_wake.wait(), timeout=delay)
+
+
+async def stop_monitor() -> None:
+    if runtime.leader:
+        await release_lease(HOLDER_ID)  # a successor need not wait for the lease to expire
+        runtime.leader = False

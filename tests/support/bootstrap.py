@@ -1,0 +1,62 @@
+"""Bring a fresh LNbits to a usable state over HTTP: admin account, a plain user, keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "daznode-test-pw"
+
+
+@dataclass
+class Account:
+    user_id: str
+    adminkey: str
+    inkey: str
+    token: str = ""  # bearer token of a logged-in session, empty for key-only users
+
+    def key_headers(self, admin: bool = False) -> dict[str, str]:
+        return {"X-API-KEY": self.adminkey if admin else self.inkey}
+
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def _first_wallet(user: dict) -> tuple[str, str]:
+    wallet = user["wallets"][0]
+    return wallet["adminkey"], wallet["inkey"]
+
+
+async def create_admin(client) -> Account:
+    """First install makes the super user an admin with a password and returns a token."""
+    r = await client.put(
+        "/api/v1/auth/first_install",
+        json={
+            "username": ADMIN_USERNAME,
+            "password": ADMIN_PASSWORD,
+            "password_repeat": ADMIN_PASSWORD,
+        },
+    )
+    if r.status_code == 403:  # already installed (a restarted instance): log in instead
+        r = await client.post(
+            "/api/v1/auth", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+        )
+    r.raise_for_status()
+    token = r.json()["access_token"]
+    me = await client.get("/api/v1/auth", headers={"Authorization": f"Bearer {token}"})
+    me.raise_for_status()
+    adminkey, inkey = _first_wallet(me.json())
+    # The super user existed before LNBITS_USER_DEFAULT_EXTENSIONS applied: enable it.
+    r = await client.put(
+        "/api/v1/extension/daznode/enable", headers={"Authorization": f"Bearer {token}"}
+    )
+    r.raise_for_status()
+    return Account(me.json()["id"], adminkey, inkey, token)
+
+
+async def create_user(client, name: str) -> Account:
+    """A wallet user with keys and no login, not an LNbits admin."""
+    r = await client.post("/api/v1/account", json={"name": name})
+    r.raise_for_status()
+    wallet = r.json()
+    return Account(wallet["user"], wallet["adminkey"], wallet["inkey"])

@@ -1,0 +1,425 @@
+"""ClnRpcSource against the fake lightningd, through a real pyln-client LightningRpc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pyln.client import LightningRpc, RpcError
+
+from engine.node_source import (
+    NodeRequestError,
+    NodeSource,
+    NodeUnavailable,
+    NotSupported,
+    PolicyUpdate,
+    RoutingPolicy,
+    scid_to_int,
+)
+from engine.sources.cln_rpc import ClnRpcSource
+from tests.fakes.cln_server import (
+    NODE_X,
+    NODE_Y,
+    NODE_Z,
+    PEER_A,
+    PEER_B,
+    T0,
+    US,
+    FakeLightningd,
+)
+
+A, B, C, E = "800000x1x0", "800100x2x1", "800200x3x0", "800300x4x0"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLightningd]:
+    with FakeLightningd() as server:
+        yield server
+
+
+def make_source(socket_path: str, timeout: float = 5.0, **kw: int) -> ClnRpcSource:
+    rpc = LightningRpc(socket_path)
+    return ClnRpcSource(lambda method, params: rpc.call(method, params), timeout=timeout, **kw)
+
+
+@pytest.fixture
+def source(fake: FakeLightningd) -> ClnRpcSource:
+    return make_source(fake.socket_path)
+
+
+def calls(fake: FakeLightningd, method: str) -> list[dict]:
+    return [params for name, params in fake.calls if name == method]
+
+
+# -- shape ------------------------------------------------------------------------------
+
+
+def test_implements_node_source(source: ClnRpcSource) -> None:
+    assert isinstance(source, NodeSource)
+    assert source.kind == "cln"
+    caps = source.capabilities
+    assert (caps.inbound_fees, caps.per_channel_cltv) == (False, False)
+    assert (caps.forward_failures, caps.rebalance) == (True, True)
+
+
+# -- getinfo ----------------------------------------------------------------------------
+
+
+async def test_get_info(source: ClnRpcSource) -> None:
+    info = await source.get_info()
+    assert info.pubkey == US
+    assert info.alias == "DAZFAKE"
+    assert info.block_height == 800_500
+    assert info.num_active_channels == 4
+    assert info.num_peers == 5
+    assert info.synced_to_chain is True
+    assert info.version == "v25.12"
+    assert info.network == "regtest"
+
+
+async def test_get_info_not_synced_while_bitcoind_warns(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    fake.scenario.warnings["warning_bitcoind_sync"] = "Bitcoind is not up-to-date"
+    assert (await source.get_info()).synced_to_chain is False
+
+
+# -- channels ---------------------------------------------------------------------------
+
+
+async def test_lists_only_usable_channels_with_scid(source: ClnRpcSource) -> None:
+    channels = await source.list_channels()
+    # AWAITING_LOCKIN (no scid yet) and ONCHAIN are left out; a splice keeps forwarding
+    assert sorted(ch.channel_id for ch in channels) == [A, B, C, E]
+
+
+async def test_channel_fields_and_both_policies(fake: FakeLightningd, source: ClnRpcSource) -> None:
+    ch = {c.channel_id: c for c in await source.list_channels()}[A]
+    raw = fake.channel(A)
+    assert ch.native_id == raw.channel_id and len(ch.native_id) == 64
+    assert ch.channel_point == f"{raw.funding_txid}:0"
+    assert (ch.peer_id, ch.peer_alias) == (PEER_A, "ALPHA")
+    assert ch.capacity_sat == 5_000_000
+    assert ch.local_balance_msat == 3_000_000_000
+    assert ch.remote_balance_msat == 2_000_000_000
+    assert ch.active is True and ch.private is False
+    assert ch.local_policy == RoutingPolicy(1000, 100, 34, 1000, 4_950_000_000)
+    assert ch.remote_policy == RoutingPolicy(500, 250, 40, 1, 4_950_000_000)
+
+
+async def test_disconnected_peer_private_and_splicing_channels(
+    source: ClnRpcSource,
+) -> None:
+    channels = {c.channel_id: c for c in await source.list_channels()}
+    assert channels[B].active is False  # CHANNELD_NORMAL but peer_connected false
+    assert channels[B].channel_point.endswith(":1")
+    assert channels[C].private is True
+    assert channels[C].remote_policy is None  # no channel_update from the peer yet
+    assert channels[C].peer_alias == ""  # no node_announcement for a private peer
+    assert channels[E].active is True
+
+
+async def test_peer_aliases_are_cached_and_capped(fake: FakeLightningd) -> None:
+    source = make_source(fake.socket_path, alias_lookups_per_call=2)
+    first = await source.list_channels()
+    assert len(calls(fake, "listnodes")) == 2
+    assert sum(bool(c.peer_alias) for c in first) <= 2
+    await source.list_channels()
+    await source.list_channels()
+    # the remaining peers are looked up once each, then everything comes from cache
+    assert len(calls(fake, "listnodes")) == 4
+    third = {c.channel_id: c.peer_alias for c in await source.list_channels()}
+    assert len(calls(fake, "listnodes")) == 4
+    assert third == {A: "ALPHA", B: "BRAVO", C: "", E: "ECHO"}
+
+
+async def test_pre_v24_02_node_without_updates(fake: FakeLightningd) -> None:
+    fake.scenario.legacy = True
+    source = make_source(fake.socket_path)
+    ch = {c.channel_id: c for c in await source.list_channels()}[A]
+    # top-level fields for our side; the node-wide cltv-delta from listconfigs
+    assert ch.local_policy == RoutingPolicy(1000, 100, 34, 1000, 4_950_000_000)
+    assert ch.remote_policy is None
+    assert calls(fake, "listconfigs") == [{"config": "cltv-delta"}]
+
+
+# -- forwards ---------------------------------------------------------------------------
+
+
+async def test_forward_event_fields(source: ClnRpcSource) -> None:
+    page = await source.forwards_since(0, 3)
+    settled, failed, local_failed = page.events
+    assert settled.index == 1
+    assert settled.timestamp_ns == (T0 + 60) * 10**9 + 123_000_000
+    assert (settled.chan_in, settled.chan_out) == (A, B)
+    assert (settled.amt_in_msat, settled.amt_out_msat, settled.fee_msat) == (
+        1_000_500,
+        1_000_000,
+        500,
+    )
+    assert (settled.status, settled.fail_reason) == ("settled", None)
+    assert (failed.status, failed.fee_msat, failed.amt_out_msat) == ("failed", 0, 2_000_000)
+    assert failed.fail_reason == "WIRE_TEMPORARY_CHANNEL_FAILURE"
+    assert local_failed.status == "local_failed"
+    assert (local_failed.chan_out, local_failed.amt_out_msat) == ("", 0)
+    assert local_failed.fail_reason == "WIRE_UNKNOWN_NEXT_PEER"
+
+
+async def test_forward_paging_stops_before_offered(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    page = await source.forwards_since(0, 2)
+    assert [e.index for e in page.events] == [1, 2]
+    assert (page.next_cursor, page.has_more) == (2, True)
+    page = await source.forwards_since(page.next_cursor, 2)
+    assert [e.index for e in page.events] == [3, 5]  # 4 was deleted: gaps are fine
+    assert (page.next_cursor, page.has_more) == (5, True)
+    page = await source.forwards_since(page.next_cursor, 2)
+    assert [e.index for e in page.events] == [6]  # 7 is still offered
+    assert (page.next_cursor, page.has_more) == (6, False)
+    # CLN's `start` is inclusive, so each call asks for cursor + 1
+    assert [p["start"] for p in calls(fake, "listforwards")] == [1, 3, 6]
+    assert {p["index"] for p in calls(fake, "listforwards")} == {"created"}
+
+
+async def test_offered_forward_appears_once_resolved(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    waiting = await source.forwards_since(6, 10)
+    assert waiting.events == [] and waiting.next_cursor == 6
+    assert waiting.has_more is False
+    fake.resolve_forward(7, "settled")
+    page = await source.forwards_since(waiting.next_cursor, 10)
+    assert [e.index for e in page.events] == [7, 8, 9]
+    assert page.events[0].fee_msat == 70 and page.events[0].status == "settled"
+    assert (page.next_cursor, page.has_more) == (9, False)
+
+
+async def test_paging_visits_every_forward_once(fake: FakeLightningd, source: ClnRpcSource) -> None:
+    fake.resolve_forward(7, "failed", failreason="WIRE_TEMPORARY_CHANNEL_FAILURE")
+    for i in range(20):
+        fake.add_forward("settled", A, B, in_msat=10_000 + i, out_msat=10_000)
+    expected = [r["created_index"] for r in fake.scenario.forwards]
+    seen: list[int] = []
+    cursor, has_more = 0, True
+    while has_more:
+        page = await source.forwards_since(cursor, 3)
+        seen += [e.index for e in page.events]
+        cursor, has_more = page.next_cursor, page.has_more
+    assert seen == sorted(set(expected))
+    assert (await source.forwards_since(cursor, 3)).events == []
+
+
+async def test_forwards_after_the_end(source: ClnRpcSource) -> None:
+    page = await source.forwards_since(1000, 5)
+    assert (page.events, page.next_cursor, page.has_more) == ([], 1000, False)
+
+
+# -- policies ---------------------------------------------------------------------------
+
+
+async def test_get_policy_accepts_scid_and_lnd_chan_id(source: ClnRpcSource) -> None:
+    expected = RoutingPolicy(0, 500, 34, 0, 1_980_000_000)
+    assert await source.get_policy(B) == expected
+    assert await source.get_policy(str(scid_to_int(B))) == expected
+
+
+async def test_set_policy_keeps_omitted_values(fake: FakeLightningd, source: ClnRpcSource) -> None:
+    policy = await source.set_policy(A, PolicyUpdate(fee_rate_ppm=777))
+    assert calls(fake, "setchannel") == [{"id": A, "feeppm": 777}]
+    assert policy == RoutingPolicy(1000, 777, 34, 1000, 4_950_000_000)
+    assert fake.channel(A).fee_ppm == 777
+    assert await source.get_policy(A) == policy
+
+
+async def test_set_policy_returns_what_cln_applied(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    update = PolicyUpdate(base_fee_msat=0, htlc_min_msat=0, htlc_max_msat=10**12)
+    policy = await source.set_policy(A, update)
+    assert calls(fake, "setchannel") == [{"id": A, "feebase": 0, "htlcmin": 0, "htlcmax": 10**12}]
+    # CLN clamps htlcmin to the peer's minimum and htlcmax to what can be sent
+    assert policy == RoutingPolicy(0, 100, 34, 1, 4_950_000_000)
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        PolicyUpdate(fee_rate_ppm=10, cltv_delta=80),
+        PolicyUpdate(inbound_base_fee_msat=-100),
+        PolicyUpdate(inbound_fee_rate_ppm=-50),
+    ],
+)
+async def test_cltv_and_inbound_fees_not_supported(
+    fake: FakeLightningd, source: ClnRpcSource, update: PolicyUpdate
+) -> None:
+    with pytest.raises(NotSupported):
+        await source.set_policy(A, update)
+    assert calls(fake, "setchannel") == []
+    assert fake.channel(A).fee_ppm == 100
+
+
+async def test_set_policy_unknown_channel(source: ClnRpcSource) -> None:
+    with pytest.raises(NodeRequestError, match="Short channel id not found"):
+        await source.set_policy("123x4x5", PolicyUpdate(fee_rate_ppm=1))
+    with pytest.raises(NodeRequestError, match="unknown channel"):
+        await source.get_policy("123x4x5")
+
+
+async def test_set_policy_never_targets_a_peer_or_all(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    for bad in (PEER_A, "all"):
+        with pytest.raises(NodeRequestError):
+            await source.set_policy(bad, PolicyUpdate(fee_rate_ppm=1))
+    assert calls(fake, "setchannel") == []
+
+
+# -- graph ------------------------------------------------------------------------------
+
+
+async def test_describe_graph_merges_directions(source: ClnRpcSource) -> None:
+    graph = await source.describe_graph()
+    edges = {e.channel_id: e for e in graph.edges}
+    assert set(edges) == {A, B, E, "750000x1x0", "750100x7x2", "760000x3x1"}  # no private C
+
+    ours_a = edges[A]  # PEER_A (02aa..) sorts before us (0366..)
+    assert (ours_a.node1, ours_a.node2, ours_a.capacity_sat) == (PEER_A, US, 5_000_000)
+    assert ours_a.node1_policy == RoutingPolicy(500, 250, 40, 1, 4_950_000_000)
+    assert ours_a.node2_policy == RoutingPolicy(1000, 100, 34, 1000, 4_950_000_000)
+    assert (edges[B].node1, edges[B].node2) == (US, PEER_B)
+
+    xy = edges["750000x1x0"]
+    assert (xy.node1, xy.node2) == (NODE_X, NODE_Y)
+    assert (xy.node1_policy.fee_rate_ppm, xy.node2_policy.fee_rate_ppm) == (10, 20)
+    assert xy.last_update == T0 + 9
+
+    one_way = edges["750100x7x2"]  # only Y -> Z is known; Z sorts first
+    assert (one_way.node1, one_way.node2) == (NODE_Z, NODE_Y)
+    assert one_way.node1_policy is None and one_way.node2_policy.fee_rate_ppm == 300
+
+    xa = edges["760000x3x1"]
+    assert (xa.node1, xa.node2) == (NODE_X, PEER_A)
+    assert xa.node1_policy.disabled is False and xa.node2_policy.disabled is True
+
+
+async def test_describe_graph_nodes(source: ClnRpcSource) -> None:
+    graph = await source.describe_graph()
+    nodes = {n.pubkey: n for n in graph.nodes}
+    assert nodes[NODE_X].alias == "XRAY" and nodes[NODE_X].last_update == T0
+    assert nodes[NODE_Y].alias == "" and nodes[NODE_Y].last_update == 0
+    endpoints = {p for e in graph.edges for p in (e.node1, e.node2)}
+    assert endpoints <= set(nodes)
+
+
+# -- errors -----------------------------------------------------------------------------
+
+
+async def test_rpc_error_keeps_cln_message(fake: FakeLightningd, source: ClnRpcSource) -> None:
+    fake.inject("getinfo", error={"code": -1, "message": "lightningd is grumpy"}, times=1)
+    with pytest.raises(NodeRequestError, match="lightningd is grumpy") as caught:
+        await source.get_info()
+    assert caught.value.transient is False
+    assert (await source.get_info()).pubkey == US  # the fault was one-shot
+
+
+async def test_timeout_is_unavailable(fake: FakeLightningd) -> None:
+    source = make_source(fake.socket_path, timeout=0.2)
+    fake.inject("listpeerchannels", delay=2.0)
+    with pytest.raises(NodeUnavailable, match="did not answer") as caught:
+        await source.list_channels()
+    assert caught.value.transient is True
+
+
+async def test_missing_socket_is_unavailable() -> None:
+    path = os.path.join(tempfile.gettempdir(), "no-such-dir-cln", "lightning-rpc")
+    with pytest.raises(NodeUnavailable):
+        await make_source(path).get_info()
+
+
+async def test_stopped_node_is_unavailable(fake: FakeLightningd, source: ClnRpcSource) -> None:
+    fake.stop()
+    with pytest.raises(NodeUnavailable):
+        await source.forwards_since(0, 10)
+
+
+async def test_dropped_connection_is_unavailable(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    fake.inject("getinfo", drop=True)
+    with pytest.raises(NodeUnavailable):
+        await source.get_info()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "shape"])
+async def test_malformed_response(fake: FakeLightningd, source: ClnRpcSource, kind: str) -> None:
+    fake.inject("*", malformed=kind)
+    for call in (source.get_info(), source.list_channels(), source.forwards_since(0, 5)):
+        with pytest.raises(NodeRequestError, match="unexpected response from Core Lightning"):
+            await call
+
+
+async def test_error_mapping_by_duck_typing() -> None:
+    class LooksLikeRpcError(ValueError):
+        def __init__(self, error: object) -> None:
+            super().__init__("RPC call failed")
+            self.error = error
+
+    def raiser(exc: Exception) -> Callable[[str, dict], dict]:
+        def call(method: str, params: dict) -> dict:
+            raise exc
+
+        return call
+
+    with pytest.raises(NodeRequestError, match="no route"):
+        await ClnRpcSource(
+            raiser(LooksLikeRpcError({"code": 205, "message": "no route"}))
+        ).get_info()
+    with pytest.raises(NodeUnavailable):
+        await ClnRpcSource(raiser(ConnectionRefusedError(111, "refused"))).get_info()
+    with pytest.raises(NodeRequestError, match="unexpected response"):
+        await ClnRpcSource(raiser(ValueError('Malformed response, "result" missing.'))).get_info()
+
+
+# -- the fake as LNbits' CoreLightningWallet sees it --------------------------------------
+
+
+def test_fake_answers_what_lnbits_wallet_calls(fake: FakeLightningd) -> None:
+    rpc = LightningRpc(fake.socket_path)
+    assert "deschashonly" in rpc.help("invoice")["help"][0]["command"]
+    assert rpc.listinvoices() == {"invoices": []}
+    funds = rpc.listfunds()
+    assert sum(int(ch["our_amount_msat"]) for ch in funds["channels"]) > 0
+    assert rpc.listpays(payment_hash="00" * 32) == {"pays": []}
+    with pytest.raises(RpcError) as caught:
+        rpc.waitanyinvoice(0, timeout=0.1)
+    assert caught.value.error["code"] == 904
+    with rpc.reply_filter({"channels": [{"short_channel_id": True}]}):
+        filtered = rpc.listpeerchannels()
+    assert filtered["channels"][0] == {"short_channel_id": A}
+
+
+def test_fake_runs_as_a_script() -> None:
+    sock_dir = tempfile.mkdtemp(prefix="fakecln-script-")
+    path = os.path.join(sock_dir, "lightning-rpc")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fakes" / "cln_server.py"), "--socket", path],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "listening" in proc.stdout.readline()
+        assert LightningRpc(path).getinfo()["id"] == US
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
+    assert not os.path.exists(path)
+    os.rmdir(sock_dir)

@@ -1,0 +1,25 @@
+"""The extension's pages."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from lnbits.core.models import User
+from lnbits.decorators import check_user_exists
+from lnbits.helpers import template_renderer
+from lnbits.settings import settings
+
+daznode_generic_router = APIRouter()
+
+
+def daznode_renderer():
+    return template_renderer(["daznode/templates"])
+
+
+@daznode_generic_router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def index(request: Request, user: Annotated[User, Depends(check_user_exists)]):
+    return daznode_renderer().TemplateResponse(
+        request,
+        "daznode/index.html",
+        {"user": user.json(), "daznode_is_admin": settings.is_admin_user(user.id)},
+    )
