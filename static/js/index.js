@@ -53,7 +53,7 @@ window.app = Vue.createApp({
     }
   },
   methods: {
-    api(method, path, data, admin) {
+    request(method, path, data, admin) {
       const key = admin ? this.wallet.adminkey : this.wallet.inkey
       return LNbits.api.request(method, API + path, key, data)
     },
@@ -77,12 +77,12 @@ window.app = Vue.createApp({
     async refresh() {
       this.loading = true
       try {
-        const [status, channels] = await Promise.all([this.api('GET', '/status'), this.api('GET', '/channels')])
+        const [status, channels] = await Promise.all([this.request('GET', '/status'), this.request('GET', '/channels')])
         this.status = status.data
         this.channels = channels.data
         this.loadError = ''
         if (this.status.last_success) {
-          this.node = (await this.api('GET', '/node')).data
+          this.node = (await this.request('GET', '/node')).data
         }
       } catch (err) {
         this.loadError = this.errorText(err)
@@ -93,7 +93,7 @@ window.app = Vue.createApp({
     async runNow() {
       this.running = true
       try {
-        this.status = (await this.api('POST', '/monitor/run', null, true)).data
+        this.status = (await this.request('POST', '/monitor/run', null, true)).data
         await this.refresh()
       } catch (err) {
         LNbits.utils.notifyApiError(err)
@@ -103,7 +103,7 @@ window.app = Vue.createApp({
     },
     async openSettings() {
       try {
-        const {data} = await this.api('GET', '/settings', null, true)
+        const {data} = await this.request('GET', '/settings', null, true)
         this.settingsDialog = {show: true, data, error: '', saving: false}
       } catch (err) {
         LNbits.utils.notifyApiError(err)
@@ -113,7 +113,7 @@ window.app = Vue.createApp({
       this.settingsDialog.saving = true
       this.settingsDialog.error = ''
       try {
-        await this.api('PUT', '/settings', this.settingsDialog.data, true)
+        await this.request('PUT', '/settings', this.settingsDialog.data, true)
         this.settingsDialog.show = false
         Quasar.Notify.create({type: 'positive', message: 'Settings saved'})
         setTimeout(this.refresh, 1500)
@@ -127,7 +127,7 @@ window.app = Vue.createApp({
     async openHistory(channel) {
       this.history = {show: true, channel, empty: false}
       try {
-        const {data} = await this.api('GET', `/channels/${channel.channel_id}/history`)
+        const {data} = await this.request('GET', `/channels/${channel.channel_id}/history`)
         this.history.empty = data.points.length === 0
         await this.$nextTick()
         this.drawChart(data.points)

@@ -1,0 +1,101 @@
+"""The dashboard in real headless Chromium against a live LNbits with the simulated node."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.support.bootstrap import Account, create_admin
+from tests.support.live import REPO, LiveLnbits
+
+CHROMIUM = os.environ.get("DAZNODE_CHROMIUM", "/usr/bin/chromium")
+DOCS = REPO / "docs"
+# Flags for a sandboxed machine without network (see the machine notes in the README).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server():
+    data = Path(os.environ["LNBITS_DATA_FOLDER"]) / "live"
+    live = LiveLnbits(data).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(server) -> Account:
+    async def boot() -> Account:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            account = await create_admin(client)
+            r = await client.post(
+                "/daznode/api/v1/monitor/run", headers=account.key_headers(admin=True)
+            )
+            r.raise_for_status()
+            return account
+
+    return asyncio.run(boot())
+
+
+@pytest.fixture()
+def page(server, admin):
+    with sync_playwright() as pw:
+        pw.selectors.set_test_id_attribute("data-test")
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.add_cookies(
+            [{"name": "cookie_access_token", "value": admin.token, "url": server.url}]
+        )
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{server.url}/daznode/")
+        yield page
+        browser.close()
+        assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def test_dashboard_shows_the_simulated_node_and_its_channels(page):
+    expect(page.get_by_test_id("demo-banner")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("demo-banner")).to_contain_text("simulated node")
+    expect(page.get_by_test_id("node-alias")).to_have_text("daznode-demo")
+    expect(page.get_by_test_id("monitor-state")).to_have_text("running")
+    rows = page.locator("tr[data-test^='channel-']")
+    expect(rows).to_have_count(12)
+    expect(page.get_by_test_id("total-channels")).to_contain_text("/ 12")
+    first = rows.first
+    expect(first).to_contain_text("ppm")
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / "dashboard.png"), full_page=True)
+
+    first.click()
+    dialog = page.get_by_test_id("history-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("canvas")).to_be_visible()
+
+
+def test_settings_dialog_reports_bad_input_and_keeps_it(page):
+    page.get_by_test_id("open-settings").click()
+    dialog = page.get_by_test_id("settings-dialog")
+    expect(dialog).to_be_visible()
+    interval = page.get_by_test_id("setting-interval")
+    interval.fill("5")
+    page.get_by_test_id("save-settings").click()
+    error = page.get_by_test_id("settings-error")
+    expect(error).to_contain_text("monitor_interval_seconds")
+    expect(interval).to_have_value("5")  # what was typed is still there
+
+    interval.fill("30")
+    page.get_by_test_id("save-settings").click()
+    expect(dialog).to_be_hidden()
+    page.get_by_test_id("open-settings").click()
+    expect(page.get_by_test_id("setting-interval")).to_have_value("30")

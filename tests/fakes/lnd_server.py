@@ -1,0 +1,1050 @@
+"""A fake LND REST gateway: a real HTTP server answering in LND's JSON shapes.
+
+Shapes follow LND's REST proxy (protojson, UseProtoNames + EmitUnpopulated): 64-bit
+integers are strings, 32-bit ones numbers, every field is present. Behaviour mirrors
+lnd's rpcserver.go for the calls Daznode and LNbits' LndRestWallet make:
+
+- the macaroon header is required (LND answers HTTP 500 with gRPC code 2 otherwise);
+- POST /v1/chanpolicy replaces the whole policy, validates it like routing/localchans
+  and reports per-channel problems in `failed_updates`;
+- POST /v1/switch pages like channeldb's ForwardingLog.Query (index_offset counts
+  records inside [start_time, end_time], last_offset_index = index_offset + returned).
+
+In tests:  `with FakeLndServer() as lnd: httpx.AsyncClient(base_url=lnd.url, ...)`.
+Standalone: `python tests/fakes/lnd_server.py --port 8080` serves the default scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fnmatch
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+DEFAULT_MACAROON = "0201036c6e6402f801030a10" + "ab" * 24  # hex, like a real one
+MIN_CLTV_DELTA = 18  # routing.MinCLTVDelta in LND 0.18-0.20
+MAX_CLTV_EXPIRY = 2016  # htlcswitch.DefaultMaxOutgoingCltvExpiry
+NOW = 1_735_689_600  # 2025-01-01, fixed so scenarios are reproducible
+
+
+def chan_id(block: int, tx: int, out: int) -> int:
+    """LND's uint64 channel id of the short channel id BLOCKxTXxOUT."""
+    return (block << 40) | (tx << 16) | out
+
+
+def _msat(value: int) -> str:
+    return f"{value} mSAT"  # how lnwire.MilliSatoshi prints in LND's error texts
+
+
+# ------------------------------------------------------------------------ scenario
+
+
+@dataclass
+class FakePolicy:
+    """One direction of a channel, in LND's RoutingPolicy terms."""
+
+    fee_base_msat: int = 1000
+    fee_rate_milli_msat: int = 100  # ppm
+    time_lock_delta: int = 80
+    min_htlc: int = 1000
+    max_htlc_msat: int = 990_000_000
+    disabled: bool = False
+    inbound_fee_base_msat: int = 0
+    inbound_fee_rate_milli_msat: int = 0
+    last_update: int = NOW - 3600
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time_lock_delta": self.time_lock_delta,
+            "min_htlc": str(self.min_htlc),
+            "fee_base_msat": str(self.fee_base_msat),
+            "fee_rate_milli_msat": str(self.fee_rate_milli_msat),
+            "disabled": self.disabled,
+            "max_htlc_msat": str(self.max_htlc_msat),
+            "last_update": self.last_update,
+            "custom_records": {},
+            "inbound_fee_base_msat": self.inbound_fee_base_msat,
+            "inbound_fee_rate_milli_msat": self.inbound_fee_rate_milli_msat,
+        }
+
+
+@dataclass
+class FakeChannel:
+    """One of our open channels, with our policy and the peer's."""
+
+    chan_id: int
+    funding_txid: str
+    output_index: int
+    peer_pubkey: str
+    peer_alias: str
+    capacity: int  # sat
+    local_balance: int  # sat
+    remote_balance: int  # sat
+    local_policy: FakePolicy | None = field(default_factory=FakePolicy)
+    remote_policy: FakePolicy | None = field(default_factory=FakePolicy)
+    active: bool = True
+    private: bool = False
+    in_graph: bool = True  # False: GetChanInfo says "edge not found"
+    min_htlc_msat: int = 1  # negotiated channel minimum (LocalChanCfg.MinHTLC)
+    max_pending_amt_msat: int | None = None  # max in flight; default 99% of capacity
+
+    @property
+    def channel_point(self) -> str:
+        return f"{self.funding_txid}:{self.output_index}"
+
+    @property
+    def max_pending_msat(self) -> int:
+        if self.max_pending_amt_msat is not None:
+            return self.max_pending_amt_msat
+        return self.capacity * 990
+
+
+@dataclass
+class FakeForward:
+    timestamp_ns: int
+    chan_id_in: int
+    chan_id_out: int
+    amt_in_msat: int
+    amt_out_msat: int
+
+
+@dataclass
+class FakeNode:
+    pub_key: str
+    alias: str
+    last_update: int = NOW - 7200
+
+
+@dataclass
+class FakeEdge:
+    """A channel between two other nodes, seen only in the graph."""
+
+    chan_id: int
+    node1_pub: str
+    node2_pub: str
+    capacity: int
+    node1_policy: FakePolicy | None = field(default_factory=FakePolicy)
+    node2_policy: FakePolicy | None = field(default_factory=FakePolicy)
+
+
+@dataclass
+class Scenario:
+    pubkey: str
+    alias: str
+    channels: list[FakeChannel] = field(default_factory=list)
+    forwards: list[FakeForward] = field(default_factory=list)
+    nodes: list[FakeNode] = field(default_factory=list)
+    edges: list[FakeEdge] = field(default_factory=list)
+    macaroon: str = DEFAULT_MACAROON
+    version: str = "0.20.1-beta commit=v0.20.1-beta"
+    network: str = "regtest"
+    block_height: int = 850_000
+    num_peers: int = 3
+    synced_to_chain: bool = True
+    # LND <= 0.19 answers an unknown edge with HTTP 500 code 2, 0.20+ with 404 code 5.
+    legacy_edge_not_found: bool = False
+
+
+OUR_PUBKEY = "03" + "77" * 32
+PEER_LOW = "02" + "11" * 32  # sorts before us: the peer is node1 of the edge
+PEER_HIGH = "03" + "ee" * 32  # sorts after us: we are node1
+PEER_PRIVATE = "02" + "55" * 32
+FAR_NODE = "02" + "99" * 32
+
+
+def default_scenario(num_forwards: int = 25) -> Scenario:
+    """Three channels (peer as node1, we as node1, private without an edge), a graph
+    with one remote edge, and `num_forwards` settled forwards a minute apart."""
+    low = FakeChannel(
+        chan_id=chan_id(800_000, 1200, 1),
+        funding_txid="a1" * 32,
+        output_index=1,
+        peer_pubkey=PEER_LOW,
+        peer_alias="low-peer",
+        capacity=5_000_000,
+        local_balance=3_000_000,
+        remote_balance=1_996_530,
+        local_policy=FakePolicy(fee_base_msat=1000, fee_rate_milli_msat=250),
+        remote_policy=FakePolicy(fee_base_msat=0, fee_rate_milli_msat=10, time_lock_delta=40),
+    )
+    high = FakeChannel(
+        chan_id=chan_id(810_500, 33, 0),
+        funding_txid="b2" * 32,
+        output_index=0,
+        peer_pubkey=PEER_HIGH,
+        peer_alias="high-peer",
+        capacity=2_000_000,
+        local_balance=200_000,
+        remote_balance=1_796_530,
+        local_policy=FakePolicy(
+            fee_base_msat=500,
+            fee_rate_milli_msat=800,
+            time_lock_delta=144,
+            inbound_fee_base_msat=-100,
+            inbound_fee_rate_milli_msat=-50,
+        ),
+        remote_policy=FakePolicy(fee_base_msat=2000, fee_rate_milli_msat=1500, disabled=True),
+    )
+    private = FakeChannel(
+        chan_id=chan_id(820_000, 7, 2),
+        funding_txid="c3" * 32,
+        output_index=2,
+        peer_pubkey=PEER_PRIVATE,
+        peer_alias="",
+        capacity=1_000_000,
+        local_balance=500_000,
+        remote_balance=496_530,
+        private=True,
+        active=False,
+        in_graph=False,
+    )
+    remote_edge = FakeEdge(
+        chan_id=chan_id(790_000, 5, 1),
+        node1_pub=PEER_LOW,
+        node2_pub=FAR_NODE,
+        capacity=10_000_000,
+        node2_policy=None,  # half-announced: only one direction known
+    )
+    nodes = [
+        FakeNode(OUR_PUBKEY, "daznode-test"),
+        FakeNode(PEER_LOW, "low-peer"),
+        FakeNode(PEER_HIGH, "high-peer"),
+        FakeNode(FAR_NODE, "far-away"),
+    ]
+    scenario = Scenario(
+        pubkey=OUR_PUBKEY,
+        alias="daznode-test",
+        channels=[low, high, private],
+        nodes=nodes,
+        edges=[remote_edge],
+    )
+    scenario.forwards = make_forwards(scenario, num_forwards)
+    return scenario
+
+
+def make_forwards(
+    scenario: Scenario, count: int, start_ns: int = (NOW - 86_400) * 10**9
+) -> list[FakeForward]:
+    """Forwards alternating between the first two channels, one minute apart."""
+    a, b = scenario.channels[0].chan_id, scenario.channels[1].chan_id
+    out = []
+    for i in range(count):
+        amt_out = 100_000 + 1_000 * i
+        out.append(
+            FakeForward(
+                timestamp_ns=start_ns + i * 60 * 10**9 + i,
+                chan_id_in=a if i % 2 == 0 else b,
+                chan_id_out=b if i % 2 == 0 else a,
+                amt_in_msat=amt_out + 1_000 + amt_out // 10_000,
+                amt_out_msat=amt_out,
+            )
+        )
+    return out
+
+
+# -------------------------------------------------------------------------- faults
+
+
+@dataclass
+class Fault:
+    delay: float = 0.0  # seconds to stall before answering (timeouts)
+    status: int | None = None  # answer with this status and `body` instead of serving
+    body: bytes = b""
+    content_type: str = "application/json"
+    times: int | None = None  # None: until cleared
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    has_macaroon: bool
+
+
+class LndError(Exception):
+    """What the gRPC handler would return: sent as LND's error body."""
+
+    def __init__(self, message: str, code: int = 2, status: int = 500) -> None:
+        super().__init__(message)
+        self.message, self.code, self.status = message, code, status
+
+
+def _bad_request(message: str) -> LndError:
+    return LndError(message, code=3, status=400)  # INVALID_ARGUMENT
+
+
+def _req_int(body: dict[str, Any], key: str, default: int = 0) -> int:
+    """protojson accepts numbers or decimal strings for every integer type."""
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _bad_request(f"proto: invalid value for integer field {key}: {value!r}")
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise _bad_request(f"proto: invalid value for integer field {key}: {value!r}") from exc
+
+
+def _req_bool(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise _bad_request(f"proto: invalid value for bool field {key}: {value!r}")
+    return value
+
+
+def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = set(body) - allowed
+    if unknown:
+        raise _bad_request(f"proto: unknown field {sorted(unknown)[0]!r}")
+
+
+# -------------------------------------------------------------------------- server
+
+
+class FakeLndServer:
+    """The fake node: scenario state, fault table and the HTTP server thread."""
+
+    def __init__(
+        self, scenario: Scenario | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.scenario = scenario or default_scenario()
+        self.lock = threading.RLock()
+        self.faults: dict[str, Fault] = {}
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests served at once (concurrency checks)
+        self._stopping = threading.Event()
+        self._httpd = _HTTPServer((host, port), _Handler, self)
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def macaroon(self) -> str:
+        return self.scenario.macaroon
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Grpc-Metadata-macaroon": self.macaroon}
+
+    def start(self) -> FakeLndServer:
+        # a short poll interval keeps stop() (and so each test's teardown) fast
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="fake-lnd", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:  # shutdown() would block if serve_forever never ran
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.close_all()
+
+    def __enter__(self) -> FakeLndServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    # fault injection; `path` is a glob on the URL path, e.g. "/v1/graph/edge/*"
+    def inject(self, path: str, fault: Fault) -> None:
+        with self.lock:
+            self.faults[path] = fault
+
+    def inject_delay(self, path: str, seconds: float, times: int | None = None) -> None:
+        self.inject(path, Fault(delay=seconds, times=times))
+
+    def inject_unavailable(self, path: str, body: bytes = b"", status: int = 503) -> None:
+        self.inject(path, Fault(status=status, body=body, content_type="text/plain"))
+
+    def inject_lnd_error(self, path: str, message: str, code: int = 2, status: int = 500) -> None:
+        body = json.dumps({"code": code, "message": message, "details": []}).encode()
+        self.inject(path, Fault(status=status, body=body))
+
+    def inject_body(self, path: str, body: bytes, status: int = 200) -> None:
+        self.inject(path, Fault(status=status, body=body))
+
+    def inject_malformed_json(self, path: str) -> None:
+        self.inject_body(path, b'{"identity_pubkey": "02ab", "alias": ')
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def take_fault(self, path: str) -> Fault | None:
+        with self.lock:
+            for pattern, fault in list(self.faults.items()):
+                if fnmatch.fnmatchcase(path, pattern):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            del self.faults[pattern]
+                    return fault
+        return None
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep unless the server stops first; True if it is stopping."""
+        return self._stopping.wait(seconds)
+
+    # state helpers for tests
+    def channel(self, chan_id_: int) -> FakeChannel:
+        with self.lock:
+            return next(c for c in self.scenario.channels if c.chan_id == chan_id_)
+
+    def add_forwards(self, forwards: list[FakeForward]) -> None:
+        with self.lock:
+            self.scenario.forwards.extend(forwards)
+            self.scenario.forwards.sort(key=lambda f: f.timestamp_ns)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        with self.lock:
+            return [r for r in self.requests if fnmatch.fnmatchcase(r.path, path)]
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, addr: tuple[str, int], handler: type, fake: FakeLndServer) -> None:
+        self.fake = fake
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(addr, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conns_lock:
+            self._conns.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conns_lock:
+            self._conns.discard(request)
+        super().shutdown_request(request)
+
+    def close_all(self) -> None:
+        """Drop keep-alive connections too, so a stopped server really is gone."""
+        self.server_close()
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output quiet; requests are recorded on the fake instead
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        fake = self.server.fake
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        raw = self._read_body()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = raw
+        has_mac = self.headers.get("Grpc-Metadata-macaroon") is not None
+        with fake.lock:
+            fake.requests.append(RecordedRequest(method, url.path, query, body, has_mac))
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        try:
+            self._serve(fake, method, url.path, query, body)
+        finally:
+            with fake.lock:
+                fake.in_flight -= 1
+
+    def _serve(
+        self,
+        fake: FakeLndServer,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: Any,
+    ) -> None:
+        try:
+            fault = fake.take_fault(path)
+            if fault is not None and fault.delay and fake.wait(fault.delay):
+                return
+            if fault is not None and fault.status is not None:
+                self._send(fault.status, fault.body, fault.content_type)
+                return
+            if path == "/v1/invoices/subscribe" and method == "GET":
+                self._check_macaroon()
+                self._hold_stream()
+                return
+            self._check_macaroon()
+            if isinstance(body, bytes):
+                raise _bad_request("invalid character in request body")
+            result = _route(fake, method, path, query, body)
+            self._send(200, json.dumps(result).encode())
+        except LndError as err:
+            payload = {"code": err.code, "message": err.message, "details": []}
+            self._send(err.status, json.dumps(payload).encode())
+        except OSError:
+            pass  # the client gave up (timeout tests) or the server is stopping
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _check_macaroon(self) -> None:
+        values = self.headers.get_all("Grpc-Metadata-macaroon") or []
+        if len(values) != 1:
+            # macaroons.RawMacaroonFromContext
+            raise LndError(f"expected 1 macaroon, got {len(values)}")
+        if values[0] != self.server.fake.macaroon:
+            raise LndError("verification failed: signature mismatch after caveat verification")
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _hold_stream(self) -> None:
+        """LNbits' invoice listener: keep the stream open (no invoices) until stop."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        while not self.server.fake.wait(1.0):
+            pass
+        self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
+
+
+# -------------------------------------------------------------------------- routes
+
+
+def _route(
+    fake: FakeLndServer, method: str, path: str, query: dict[str, list[str]], body: Any
+) -> dict[str, Any]:
+    with fake.lock:
+        s = fake.scenario
+        if method == "GET":
+            if path == "/v1/getinfo":
+                return _getinfo(s)
+            if path == "/v1/channels":
+                return _list_channels(s, _flag(query, "peer_alias_lookup"))
+            if path.startswith("/v1/graph/edge/"):
+                return _get_chan_info(s, path.removeprefix("/v1/graph/edge/"))
+            if path == "/v1/graph":
+                return _describe_graph(s, _flag(query, "include_unannounced"))
+            if path == "/v1/balance/channels":
+                return _channel_balance(s)
+            if path == "/v1/fees":
+                return _fee_report(s)
+        if method == "POST" and isinstance(body, dict):
+            if path == "/v1/switch":
+                return _forwarding_history(s, body)
+            if path == "/v1/chanpolicy":
+                return _update_channel_policy(s, body)
+    if path in _KNOWN_PATHS:
+        raise LndError("Method Not Allowed", code=12, status=501)
+    raise LndError("Not Found", code=5, status=404)
+
+
+_KNOWN_PATHS = {
+    "/v1/getinfo",
+    "/v1/channels",
+    "/v1/graph",
+    "/v1/balance/channels",
+    "/v1/fees",
+    "/v1/switch",
+    "/v1/chanpolicy",
+}
+
+
+def _flag(query: dict[str, list[str]], key: str) -> bool:
+    return query.get(key, ["false"])[-1].lower() in {"true", "1"}
+
+
+def _getinfo(s: Scenario) -> dict[str, Any]:
+    active = sum(1 for c in s.channels if c.active)
+    return {
+        "version": s.version,
+        "commit_hash": "f" * 40,
+        "identity_pubkey": s.pubkey,
+        "alias": s.alias,
+        "color": "#3399ff",
+        "num_pending_channels": 0,
+        "num_active_channels": active,
+        "num_inactive_channels": len(s.channels) - active,
+        "num_peers": s.num_peers,
+        "block_height": s.block_height,
+        "block_hash": "00" * 32,
+        "best_header_timestamp": str(NOW),
+        "synced_to_chain": s.synced_to_chain,
+        "synced_to_graph": True,
+        "testnet": False,
+        "chains": [{"chain": "bitcoin", "network": s.network}],
+        "uris": [f"{s.pubkey}@127.0.0.1:9735"],
+        "features": {"0": {"name": "data-loss-protect", "is_required": True, "is_known": True}},
+        "require_htlc_interceptor": False,
+        "store_final_htlc_resolutions": False,
+    }
+
+
+def _constraints(c: FakeChannel) -> dict[str, Any]:
+    return {
+        "csv_delay": 144,
+        "chan_reserve_sat": str(c.capacity // 100),
+        "dust_limit_sat": "354",
+        "max_pending_amt_msat": str(c.max_pending_msat),
+        "min_htlc_msat": str(c.min_htlc_msat),
+        "max_accepted_htlcs": 483,
+    }
+
+
+def _channel_json(c: FakeChannel, alias_lookup: bool) -> dict[str, Any]:
+    return {
+        "active": c.active,
+        "remote_pubkey": c.peer_pubkey,
+        "channel_point": c.channel_point,
+        "chan_id": str(c.chan_id),
+        "capacity": str(c.capacity),
+        "local_balance": str(c.local_balance),
+        "remote_balance": str(c.remote_balance),
+        "commit_fee": "2810",
+        "commit_weight": "1116",
+        "fee_per_kw": "2500",
+        "unsettled_balance": "0",
+        "total_satoshis_sent": "0",
+        "total_satoshis_received": "0",
+        "num_updates": "12",
+        "pending_htlcs": [],
+        "csv_delay": 144,
+        "private": c.private,
+        "initiator": True,
+        "chan_status_flags": "ChanStatusDefault",
+        "local_chan_reserve_sat": str(c.capacity // 100),
+        "remote_chan_reserve_sat": str(c.capacity // 100),
+        "static_remote_key": False,
+        "commitment_type": "ANCHORS",
+        "lifetime": "86400",
+        "uptime": "86000",
+        "close_address": "",
+        "push_amount_sat": "0",
+        "thaw_height": 0,
+        "local_constraints": _constraints(c),
+        "remote_constraints": _constraints(c),
+        "alias_scids": [],
+        "zero_conf": False,
+        "zero_conf_confirmed_scid": "0",
+        "peer_alias": (c.peer_alias or "unable to lookup peer alias: alias for node not found")
+        if alias_lookup
+        else "",
+        "peer_scid_alias": "0",
+        "memo": "",
+        "custom_channel_data": "",
+    }
+
+
+def _list_channels(s: Scenario, alias_lookup: bool) -> dict[str, Any]:
+    return {"channels": [_channel_json(c, alias_lookup) for c in s.channels]}
+
+
+def _our_edge(s: Scenario, c: FakeChannel) -> dict[str, Any]:
+    # LND orders an edge's nodes by their compressed public keys.
+    we_first = s.pubkey < c.peer_pubkey
+    n1, n2 = (s.pubkey, c.peer_pubkey) if we_first else (c.peer_pubkey, s.pubkey)
+    p1, p2 = (c.local_policy, c.remote_policy) if we_first else (c.remote_policy, c.local_policy)
+    return _edge_json(c.chan_id, c.channel_point, n1, n2, c.capacity, p1, p2)
+
+
+def _edge_json(
+    cid: int,
+    chan_point: str,
+    node1: str,
+    node2: str,
+    capacity: int,
+    p1: FakePolicy | None,
+    p2: FakePolicy | None,
+) -> dict[str, Any]:
+    updates = [p.last_update for p in (p1, p2) if p is not None]
+    return {
+        "channel_id": str(cid),
+        "chan_point": chan_point,
+        "last_update": max(updates, default=0),
+        "node1_pub": node1,
+        "node2_pub": node2,
+        "capacity": str(capacity),
+        "node1_policy": p1.to_json() if p1 else None,
+        "node2_policy": p2.to_json() if p2 else None,
+        "custom_records": {},
+    }
+
+
+def _remote_edge_json(e: FakeEdge) -> dict[str, Any]:
+    point = f"{e.chan_id:064x}:0"
+    return _edge_json(
+        e.chan_id,
+        point,
+        e.node1_pub,
+        e.node2_pub,
+        e.capacity,
+        e.node1_policy,
+        e.node2_policy,
+    )
+
+
+def _get_chan_info(s: Scenario, raw_id: str) -> dict[str, Any]:
+    if not raw_id.isdigit() or int(raw_id) >= 1 << 64:
+        raise _bad_request(
+            "type mismatch, parameter: chan_id, error: strconv.ParseUint: "
+            f'parsing "{raw_id}": invalid syntax'
+        )
+    cid = int(raw_id)
+    if cid == 0:
+        raise LndError("specify either chan_id or chan_point")
+    for c in s.channels:
+        if c.chan_id == cid and c.in_graph:
+            return _our_edge(s, c)
+    for e in s.edges:
+        if e.chan_id == cid:
+            return _remote_edge_json(e)
+    if s.legacy_edge_not_found:
+        raise LndError("edge not found")
+    raise LndError("edge not found", code=5, status=404)
+
+
+def _describe_graph(s: Scenario, include_unannounced: bool) -> dict[str, Any]:
+    ours = [
+        _our_edge(s, c) for c in s.channels if c.in_graph and (include_unannounced or not c.private)
+    ]
+    return {
+        "nodes": [
+            {
+                "last_update": n.last_update,
+                "pub_key": n.pub_key,
+                "alias": n.alias,
+                "addresses": [{"network": "tcp", "addr": "127.0.0.1:9735"}],
+                "color": "#3399ff",
+                "features": {},
+                "custom_records": {},
+            }
+            for n in s.nodes
+        ],
+        "edges": ours + [_remote_edge_json(e) for e in s.edges],
+    }
+
+
+def _amount(sat: int) -> dict[str, str]:
+    return {"sat": str(sat), "msat": str(sat * 1000)}
+
+
+def _channel_balance(s: Scenario) -> dict[str, Any]:
+    local = sum(c.local_balance for c in s.channels)
+    remote = sum(c.remote_balance for c in s.channels)
+    return {
+        "balance": str(local),
+        "pending_open_balance": "0",
+        "local_balance": _amount(local),
+        "remote_balance": _amount(remote),
+        "unsettled_local_balance": _amount(0),
+        "unsettled_remote_balance": _amount(0),
+        "pending_open_local_balance": _amount(0),
+        "pending_open_remote_balance": _amount(0),
+        "custom_channel_data": "",
+    }
+
+
+def _fee_report(s: Scenario) -> dict[str, Any]:
+    """FeeReport walks our channels in the graph and fails if one lacks our policy."""
+    fees = []
+    for c in s.channels:
+        if not c.in_graph:
+            continue
+        p = c.local_policy
+        if p is None:
+            # LND's message really ends with a space
+            raise LndError(f"no policy for outgoing channel {c.chan_id} ")
+        fees.append(
+            {
+                "chan_id": str(c.chan_id),
+                "channel_point": c.channel_point,
+                "base_fee_msat": str(p.fee_base_msat),
+                "fee_per_mil": str(p.fee_rate_milli_msat),
+                "fee_rate": p.fee_rate_milli_msat / 1_000_000,
+                "inbound_base_fee_msat": p.inbound_fee_base_msat,
+                "inbound_fee_per_mil": p.inbound_fee_rate_milli_msat,
+            }
+        )
+    day_ns = 86_400 * 10**9
+    now_ns = time.time_ns()
+
+    def fee_sum(window_ns: int) -> str:
+        msat = sum(
+            f.amt_in_msat - f.amt_out_msat
+            for f in s.forwards
+            if f.timestamp_ns >= now_ns - window_ns
+        )
+        return str(msat // 1000)
+
+    return {
+        "channel_fees": fees,
+        "day_fee_sum": fee_sum(day_ns),
+        "week_fee_sum": fee_sum(7 * day_ns),
+        "month_fee_sum": fee_sum(30 * day_ns),
+    }
+
+
+_SWITCH_FIELDS = {
+    "start_time",
+    "end_time",
+    "index_offset",
+    "num_max_events",
+    "peer_alias_lookup",
+    "incoming_chan_ids",
+    "outgoing_chan_ids",
+}
+
+
+def _forwarding_history(s: Scenario, body: dict[str, Any]) -> dict[str, Any]:
+    _check_fields(body, _SWITCH_FIELDS)
+    start_ns = _req_int(body, "start_time") * 10**9
+    end_s = _req_int(body, "end_time")
+    end_ns = end_s * 10**9 if end_s else time.time_ns()  # 0 means "now"
+    to_skip = offset = _req_int(body, "index_offset")
+    num_max = _req_int(body, "num_max_events") or 100
+    alias_lookup = _req_bool(body, "peer_alias_lookup")
+    events: list[dict[str, Any]] = []
+    for f in s.forwards:  # kept sorted by timestamp, like the bbolt bucket keys
+        if not start_ns <= f.timestamp_ns <= end_ns:
+            continue
+        if len(events) >= num_max:
+            break
+        if to_skip > 0:
+            to_skip -= 1
+            continue
+        events.append(_forward_json(s, f, len(events), alias_lookup))
+    return {"forwarding_events": events, "last_offset_index": offset + len(events)}
+
+
+def _forward_json(s: Scenario, f: FakeForward, position: int, alias_lookup: bool) -> dict[str, Any]:
+    fee = f.amt_in_msat - f.amt_out_msat
+    aliases = {c.chan_id: c.peer_alias for c in s.channels} if alias_lookup else {}
+    event: dict[str, Any] = {
+        "timestamp": str(f.timestamp_ns // 10**9),
+        "chan_id_in": str(f.chan_id_in),
+        "chan_id_out": str(f.chan_id_out),
+        "amt_in": str(f.amt_in_msat // 1000),
+        "amt_out": str(f.amt_out_msat // 1000),
+        "fee": str(fee // 1000),
+        "fee_msat": str(fee),
+        "amt_in_msat": str(f.amt_in_msat),
+        "amt_out_msat": str(f.amt_out_msat),
+        "timestamp_ns": str(f.timestamp_ns),
+        "peer_alias_in": aliases.get(f.chan_id_in, ""),
+        "peer_alias_out": aliases.get(f.chan_id_out, ""),
+    }
+    if position % 3 == 0:  # optional fields: absent for legacy events
+        event["incoming_htlc_id"] = str(position)
+        event["outgoing_htlc_id"] = str(position + 7)
+    return event
+
+
+_POLICY_FIELDS = {
+    "global",
+    "chan_point",
+    "base_fee_msat",
+    "fee_rate",
+    "fee_rate_ppm",
+    "time_lock_delta",
+    "max_htlc_msat",
+    "min_htlc_msat",
+    "min_htlc_msat_specified",
+    "inbound_fee",
+    "create_missing_edge",
+}
+
+
+def _update_channel_policy(s: Scenario, body: dict[str, Any]) -> dict[str, Any]:
+    """rpcServer.UpdateChannelPolicy + localchans.Manager.UpdatePolicy."""
+    _check_fields(body, _POLICY_FIELDS)
+    targets = _policy_targets(s, body)
+    fee_rate_ppm = _policy_fee_rate(body)
+    delta = _req_int(body, "time_lock_delta")
+    if delta < MIN_CLTV_DELTA:
+        raise LndError(
+            f"time lock delta of {delta} is too small, minimum supported is {MIN_CLTV_DELTA}"
+        )
+    if delta > MAX_CLTV_EXPIRY:
+        raise LndError(f"time lock delta of {delta} exceeds max-cltv-expiry of {MAX_CLTV_EXPIRY}")
+    inbound = _policy_inbound(body)
+    template = FakePolicy(
+        fee_base_msat=_req_int(body, "base_fee_msat"),
+        fee_rate_milli_msat=fee_rate_ppm,
+        time_lock_delta=delta,
+        min_htlc=_req_int(body, "min_htlc_msat"),
+        max_htlc_msat=_req_int(body, "max_htlc_msat"),
+    )
+    min_specified = _req_bool(body, "min_htlc_msat_specified")
+    failed = []
+    for point in targets:
+        failure = _apply_policy(s, point, template, min_specified, inbound)
+        if failure is not None:
+            failed.append(failure)
+    return {"failed_updates": failed}
+
+
+def _policy_targets(s: Scenario, body: dict[str, Any]) -> list[tuple[str, int]]:
+    if _req_bool(body, "global"):
+        return [(c.funding_txid, c.output_index) for c in s.channels]
+    point = body.get("chan_point")
+    if not isinstance(point, dict):
+        raise LndError("unknown scope: <nil>")
+    if point.get("funding_txid_str"):
+        txid = str(point["funding_txid_str"])
+    elif point.get("funding_txid_bytes"):
+        txid = base64.b64decode(point["funding_txid_bytes"])[::-1].hex()
+    else:
+        raise LndError("unknown funding txid type")
+    return [(txid, _req_int(point, "output_index"))]
+
+
+def _policy_fee_rate(body: dict[str, Any]) -> int:
+    fee_rate = body.get("fee_rate", 0) or 0
+    ppm = _req_int(body, "fee_rate_ppm")
+    if fee_rate and ppm:
+        raise _bad_request("cannot set both FeeRate and FeeRatePpm at the same time")
+    if fee_rate:
+        return round(float(fee_rate) * 1_000_000)
+    return ppm
+
+
+def _policy_inbound(body: dict[str, Any]) -> tuple[int, int] | None:
+    inbound = body.get("inbound_fee")
+    if inbound is None:
+        return None  # LND keeps the previous inbound fee
+    base, rate = _req_int(inbound, "base_fee_msat"), _req_int(inbound, "fee_rate_ppm")
+    if base > 0:
+        raise LndError(f"positive values for inbound base fee msat are not supported: {base}")
+    if rate > 0:
+        raise LndError(f"positive values for inbound fee rate ppm are not supported: {rate}")
+    return base, rate
+
+
+def _failure(txid: str, vout: int, reason: str, error: str) -> dict[str, Any]:
+    txid_bytes = base64.b64encode(bytes.fromhex(txid)[::-1]).decode()
+    return {
+        "outpoint": {"txid_bytes": txid_bytes, "txid_str": txid, "output_index": vout},
+        "reason": reason,
+        "update_error": error,
+    }
+
+
+def _apply_policy(
+    s: Scenario,
+    point: tuple[str, int],
+    template: FakePolicy,
+    min_specified: bool,
+    inbound: tuple[int, int] | None,
+) -> dict[str, Any] | None:
+    txid, vout = point
+    chan = next((c for c in s.channels if (c.funding_txid, c.output_index) == point), None)
+    if chan is None:
+        return _failure(txid, vout, "UPDATE_FAILURE_NOT_FOUND", "not found")
+    if not chan.in_graph:
+        return _failure(txid, vout, "UPDATE_FAILURE_UNKNOWN", "could not update policies")
+    current = chan.local_policy or FakePolicy()
+    new = replace(
+        template,
+        # zero max_htlc_msat and an unspecified min_htlc keep the current values
+        max_htlc_msat=template.max_htlc_msat or current.max_htlc_msat,
+        min_htlc=template.min_htlc if min_specified else current.min_htlc,
+        inbound_fee_base_msat=inbound[0] if inbound else current.inbound_fee_base_msat,
+        inbound_fee_rate_milli_msat=inbound[1] if inbound else current.inbound_fee_rate_milli_msat,
+        disabled=current.disabled,
+        last_update=max(int(time.time()), current.last_update + 1),
+    )
+    error = _htlc_limits_error(chan, new)
+    if error is not None:
+        return _failure(txid, vout, "UPDATE_FAILURE_INVALID_PARAMETER", error)
+    chan.local_policy = new
+    return None
+
+
+def _htlc_limits_error(chan: FakeChannel, p: FakePolicy) -> str | None:
+    if p.min_htlc < chan.min_htlc_msat:
+        return (
+            f"min htlc amount of {_msat(p.min_htlc)} is below min htlc parameter of "
+            f"{_msat(chan.min_htlc_msat)}"
+        )
+    if p.max_htlc_msat > chan.max_pending_msat:
+        return (
+            f"max htlc size of {_msat(p.max_htlc_msat)} is above max pending amount of "
+            f"{_msat(chan.max_pending_msat)}"
+        )
+    if p.min_htlc > p.max_htlc_msat:
+        return f"min_htlc {_msat(p.min_htlc)} greater than max_htlc {_msat(p.max_htlc_msat)}"
+    return None
+
+
+# --------------------------------------------------------------------- standalone
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake LND REST API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--macaroon", default=DEFAULT_MACAROON, help="hex macaroon")
+    parser.add_argument("--forwards", type=int, default=25, help="forwarding log size")
+    args = parser.parse_args(argv)
+    scenario = default_scenario(args.forwards)
+    scenario.macaroon = args.macaroon
+    fake = FakeLndServer(scenario, host=args.host, port=args.port)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` shuts down cleanly
+    print(f"fake LND listening on {fake.url} (macaroon {fake.macaroon})", flush=True)
+    try:
+        fake.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    sys.exit(0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    main()
