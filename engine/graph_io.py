@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,13 @@ def _int(value: Any, what: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise GraphFormatError(f"{what}: expected an integer, got {value!r}") from None
+
+
+def _scid(value: int, what: str) -> str:
+    try:
+        return scid_from_int(value)
+    except ValueError as exc:
+        raise GraphFormatError(f"{what}: {exc}") from None
 
 
 def lnd_policy(raw: Mapping[str, Any] | None, what: str = "policy") -> RoutingPolicy | None:
@@ -68,7 +76,7 @@ def lnd_edge(raw: Mapping[str, Any]) -> GraphEdge:
     if not isinstance(node1, str) or not isinstance(node2, str):
         raise GraphFormatError(f"{what}: node1_pub and node2_pub are required")
     return GraphEdge(
-        channel_id=scid_from_int(chan),
+        channel_id=_scid(chan, what),
         node1=node1,
         node2=node2,
         capacity_sat=_int(raw.get("capacity", 0), f"{what}.capacity"),
@@ -107,7 +115,7 @@ def load_describegraph_file(path: Path) -> NetworkGraph:
     try:
         with _open_text(path) as fh:
             doc = json.load(fh)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise GraphFormatError(f"{path.name}: cannot read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise GraphFormatError(f"{path.name}: invalid JSON at line {exc.lineno}") from None
@@ -122,7 +130,7 @@ def _csv_rows(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
             if missing:
                 raise GraphFormatError(f"{path.name}: missing columns {sorted(missing)}")
             return list(reader)
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
         raise GraphFormatError(f"{path.name}: cannot read ({exc})") from None
 
 
@@ -157,6 +165,8 @@ def load_csv_folder(folder: Path) -> NetworkGraph:
     for n, row in enumerate(pol_rows, start=2):
         what = f"policies.csv line {n}"
         key = (_int(row["chan_idx"], what), _int(row["direction"], what))
+        if row.get("zero_policy") == "1":
+            continue  # an all-zero channel_update: no usable policy, as describegraph shows it
         policies[key] = RoutingPolicy(
             base_fee_msat=_int(row["fee_base_msat"], what),
             fee_rate_ppm=_int(row["fee_rate_ppm"], what),
@@ -172,7 +182,7 @@ def load_csv_folder(folder: Path) -> NetworkGraph:
         idx = _int(row["chan_idx"], what)
         edges.append(
             GraphEdge(
-                channel_id=scid_from_int(idx),
+                channel_id=_scid(idx, what),
                 node1=row["node1_pub"],
                 node2=row["node2_pub"],
                 capacity_sat=_int(row["capacity_sat"], what),

@@ -219,7 +219,8 @@ def scid_to_int(scid: str) -> int:
 
 def parse_scid(scid: str) -> tuple[int, int, int]:
     parts = scid.split("x")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    # isascii: str.isdigit() also accepts non-ASCII digits (superscript, fullwidth, ...).
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
         raise ValueError(f"not a short channel id (BLOCKxTXxOUT): {scid!r}")
     block, tx, out = (int(p) for p in parts)
     if block >= 1 << 24 or tx >= 1 << 24 or out >= 1 << 16:
@@ -234,7 +235,7 @@ def scid_block(scid: str) -> int:
 def normalize_channel_id(value: str) -> str:
     """Accept a short channel id or LND's decimal chan_id and return the short channel id."""
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return scid_from_int(int(value))
-    parse_scid(value)
-    return value
+    block, tx, out = parse_scid(value)
+    return f"{block}x{tx}x{out}"  # canonical: ids are compared as strings

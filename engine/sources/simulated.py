@@ -441,18 +441,26 @@ class SimulatedNode:
             return None
         except (OSError, ValueError) as exc:
             raise ValueError(f"simulated node state {path} is unreadable: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ValueError(f"simulated node state {path} is unreadable: not a JSON object")
         if doc.get("version") != STATE_VERSION:
             return None
-        channels = {}
-        for raw in doc["channels"]:
-            raw["policy"] = RoutingPolicy(**raw["policy"])
-            raw["peer_policy"] = RoutingPolicy(**raw["peer_policy"])
-            channels[raw["scid"]] = _SimChannel(**raw)
-        return _SimState(
-            pubkey=doc["pubkey"],
-            config=SimConfig(**doc["config"]),
-            channels=channels,
-            processed_minute=doc["processed_minute"],
-            next_index=doc["next_index"],
-            forwards=[ForwardEvent(*row) for row in doc["forwards"]],
-        )
+        try:
+            channels = {}
+            for raw in doc["channels"]:
+                raw["policy"] = RoutingPolicy(**raw["policy"])
+                raw["peer_policy"] = RoutingPolicy(**raw["peer_policy"])
+                channels[raw["scid"]] = _SimChannel(**raw)
+            return _SimState(
+                pubkey=doc["pubkey"],
+                config=SimConfig(**doc["config"]),
+                channels=channels,
+                processed_minute=doc["processed_minute"],
+                next_index=doc["next_index"],
+                forwards=[ForwardEvent(*row) for row in doc["forwards"]],
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            # A structurally broken file is as unreadable as a truncated one.
+            raise ValueError(
+                f"simulated node state {path} is unreadable: {type(exc).__name__}: {exc}"
+            ) from exc
