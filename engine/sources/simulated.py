@@ -248,6 +248,8 @@ class SimulatedNode:
         loaded = self._load(state_path) if state_path else None
         self._state = loaded or _open_channels(network, config or SimConfig(), clock(), graph_label)
         self._dirty = loaded is None
+        self._active_hour = -1
+        self._active: list[_SimChannel] = []
         self._advance()
 
     # -- NodeSource -------------------------------------------------------------------
@@ -344,7 +346,7 @@ class SimulatedNode:
         attempts = _poisson(rng, st.config.forwards_per_day / 1440 * _diurnal(minute))
         if not attempts:
             return
-        channels = [ch for ch in st.channels.values() if self._is_active(ch, minute)]
+        channels = self._active_channels(minute // 60)
         if len(channels) < 2:
             return
         offsets = sorted(rng.randrange(60_000_000_000) for _ in range(attempts))
@@ -383,6 +385,15 @@ class SimulatedNode:
             event = ForwardEvent(st.next_index, t_ns, inc.scid, out.scid, amount + fee, amount, fee)
         st.forwards.append(event)
         st.next_index += 1
+
+    def _active_channels(self, hour: int) -> list[_SimChannel]:
+        # Availability changes hourly; cache it so a minute costs no per-channel RNG setup.
+        if self._active_hour != hour:
+            self._active_hour = hour
+            self._active = [
+                ch for ch in self._state.channels.values() if self._is_active(ch, hour * 60)
+            ]
+        return self._active
 
     def _is_active(self, ch: _SimChannel, minute: int) -> bool:
         if ch.uptime >= 1.0:
