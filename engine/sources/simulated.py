@@ -15,6 +15,7 @@ real node's database, so restarts neither lose nor repeat forwards.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -248,6 +249,7 @@ class SimulatedNode:
         loaded = self._load(state_path) if state_path else None
         self._state = loaded or _open_channels(network, config or SimConfig(), clock(), graph_label)
         self._dirty = loaded is None
+        self._lock = asyncio.Lock()
         self._active_hour = -1
         self._active: list[_SimChannel] = []
         self._advance()
@@ -255,7 +257,7 @@ class SimulatedNode:
     # -- NodeSource -------------------------------------------------------------------
 
     async def get_info(self) -> NodeInfo:
-        self._advance()
+        await self._catch_up()
         st = self._state
         active = sum(1 for ch in st.channels.values() if self._is_active(ch, self._now_minute()))
         return NodeInfo(
@@ -270,14 +272,14 @@ class SimulatedNode:
         )
 
     async def list_channels(self) -> list[Channel]:
-        self._advance()
+        await self._catch_up()
         minute = self._now_minute()
         return [self._channel_view(ch, minute) for ch in self._state.channels.values()]
 
     async def forwards_since(self, cursor: int, limit: int) -> ForwardPage:
         if limit <= 0:
             raise ValueError("limit must be positive")
-        self._advance()
+        await self._catch_up()
         log = self._state.forwards
         first = log[0].index if log else self._state.next_index
         start = max(0, cursor + 1 - first)
@@ -289,7 +291,7 @@ class SimulatedNode:
         return self._channel(channel_id).policy
 
     async def set_policy(self, channel_id: str, update: PolicyUpdate) -> RoutingPolicy:
-        self._advance()
+        await self._catch_up()
         ch = self._channel(channel_id)
         new = update.apply_to(ch.policy)
         if new.fee_rate_ppm < 0 or new.base_fee_msat < 0 or new.cltv_delta <= 0:
@@ -304,7 +306,7 @@ class SimulatedNode:
         return ch.policy
 
     async def describe_graph(self) -> NetworkGraph:
-        self._advance()
+        await self._catch_up()
         st = self._state
         nodes = [*self.network.nodes, GraphNode(st.pubkey, st.config.alias)]
         ours = [
@@ -321,6 +323,13 @@ class SimulatedNode:
         return NetworkGraph(nodes=nodes, edges=[*self.network.edges, *ours])
 
     # -- simulation -------------------------------------------------------------------
+
+    async def _catch_up(self) -> None:
+        """Simulate up to now off the event loop (after downtime that can be days of
+        minutes); the lock keeps concurrent callers from simulating the same minutes."""
+        async with self._lock:
+            if self._state.processed_minute < self._now_minute():
+                await asyncio.to_thread(self._advance)
 
     def _now_minute(self) -> int:
         return int(self._clock() // 60)
