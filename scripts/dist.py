@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,11 +24,9 @@ def build(base_url: str, out: Path, ref: str = "HEAD") -> tuple[Path, Path]:
     version = config["version"]
     out.mkdir(parents=True, exist_ok=True)
     archive = out / f"daznode-{version}.zip"
-    subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=zip", "--prefix=daznode/",
-         "-o", str(archive), ref],
-        check=True,
-    )
+    git = shutil.which("git") or "git"
+    command = [git, "-C", str(REPO), "archive", "--format=zip", "--prefix=daznode/"]
+    subprocess.run([*command, "-o", str(archive), ref], check=True)  # noqa: S603 - no shell
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     release = {
         "id": "daznode",

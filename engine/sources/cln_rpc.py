@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from engine.node_source import (
+from ..node_source import (
     Capabilities,
     Channel,
     ForwardEvent,

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from engine.node_source import (
+from ..node_source import (
     Capabilities,
     Channel,
     ForwardEvent,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from dist import build  # noqa: E402
-from lnbits.core.models.extensions import Manifest  # noqa: E402
+from dist import build
+from lnbits.core.models.extensions import Manifest
 
 
 def test_release_zip_and_manifest(tmp_path):
@@ -26,8 +26,14 @@ def test_release_zip_and_manifest(tmp_path):
         names = z.namelist()
         # LNbits unpacks the single top-level folder into extensions/<id>.
         assert {n.split("/")[0] for n in names} == {"daznode"}
-        for required in ("config.json", "__init__.py", "migrations.py", "engine/node_source.py",
-                         "templates/daznode/index.html", "static/js/index.js"):
+        for required in (
+            "config.json",
+            "__init__.py",
+            "migrations.py",
+            "engine/node_source.py",
+            "templates/daznode/index.html",
+            "static/js/index.js",
+        ):
             assert f"daznode/{required}" in names
         assert not any("/.data/" in n or "/.venv/" in n for n in names)
         assert json.loads(z.read("daznode/config.json"))["id"] == "daznode"
