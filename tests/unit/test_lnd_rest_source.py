@@ -164,7 +164,8 @@ async def test_edge_lookups_run_concurrently_but_capped() -> None:
             channels = await LndRestSource(c, edge_concurrency=8).list_channels()
     assert len(channels) == 23
     assert sum(ch.local_policy is not None for ch in channels) == 22
-    assert lnd.max_in_flight == 8
+    # Concurrent, never above the cap (how many overlap exactly depends on scheduling).
+    assert 1 < lnd.max_in_flight <= 8
 
 
 # --------------------------------------------------------------------- forwards
