@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import socket
 import time
 import uuid
@@ -30,6 +29,7 @@ from .crud import (
     try_acquire_lease,
     update_monitor_state,
 )
+from .engine.backoff import backoff_seconds
 from .engine.node_source import NodeSource, NodeSourceError
 from .services import get_backend
 
@@ -58,14 +58,6 @@ _cycle_lock = asyncio.Lock()
 def wake_monitor() -> None:
     """Run the next cycle now (after a settings change, for instance)."""
     _wake.set()
-
-
-def backoff_seconds(failures: int, interval: int) -> float:
-    """Exponential from 5 s, capped, with jitter so several nodes do not retry in step."""
-    if failures <= 0:
-        return float(interval)
-    delay = min(MAX_BACKOFF_SECONDS, 5 * 2 ** (failures - 1), max(interval, 5))
-    return delay * random.uniform(0.8, 1.2)
 
 
 async def _ingest_forwards(source: NodeSource, pubkey: str, now: int) -> int:
@@ -135,7 +127,7 @@ def _describe(exc: BaseException) -> str:
 async def _record_failure(message: str, now: int, interval: int) -> float:
     runtime.state = "failing"
     runtime.failures += 1
-    delay = backoff_seconds(runtime.failures, interval)
+    delay = backoff_seconds(runtime.failures, interval, cap=MAX_BACKOFF_SECONDS)
     logger.warning(f"daznode: monitor failed ({runtime.failures}x): {message}")
     await update_monitor_state(
         last_run=now,

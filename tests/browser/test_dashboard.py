@@ -99,3 +99,23 @@ def test_settings_dialog_reports_bad_input_and_keeps_it(page):
     expect(dialog).to_be_hidden()
     page.get_by_test_id("open-settings").click()
     expect(page.get_by_test_id("setting-interval")).to_have_value("30")
+
+
+def test_page_updates_live_when_the_monitor_runs(page, server, admin):
+    with page.expect_websocket(lambda ws: ws.url.endswith("/api/v1/ws/daznode-monitor")) as ws:
+        page.reload()
+    socket = ws.value
+    expect(page.locator("tr[data-test^='channel-']")).to_have_count(12)
+    page.wait_for_timeout(500)  # let the first loads settle
+    # The monitor's tick arrives over the websocket and the page re-reads the API at once
+    # (its fallback poll is 30 s away).
+    with (
+        socket.expect_event("framereceived", timeout=15_000),
+        page.expect_request(lambda r: r.url.endswith("/daznode/api/v1/status"), timeout=15_000),
+    ):
+        r = httpx.post(
+            f"{server.url}/daznode/api/v1/monitor/run",
+            headers=admin.key_headers(admin=True),
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
