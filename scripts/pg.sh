@@ -5,7 +5,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir="$here/.data/pg"
-port="${DAZNODE_PG_PORT:-55432}"
+# One port per checkout, so two checkouts on one machine each get their own cluster.
+port="${DAZNODE_PG_PORT:-$((55000 + $(printf '%s' "$here" | cksum | cut -d' ' -f1) % 900))}"
 url="postgres://daznode:daznode@127.0.0.1:$port/lnbits"
 
 pg_bin() {
