@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -449,7 +450,9 @@ async def forward_stats_by_channel(node_pubkey: str, since: int) -> dict[str, di
     stats: dict[str, dict[str, int]] = {}
 
     def slot(cid: str) -> dict[str, int]:
-        return stats.setdefault(cid, {"out": 0, "in": 0, "volume_out": 0, "fees": 0, "failed": 0})
+        return stats.setdefault(
+            cid, {"out": 0, "in": 0, "volume_out": 0, "volume_in": 0, "fees": 0, "failed": 0}
+        )
 
     async with transaction() as tx:
         for r in await tx.rows(
@@ -465,11 +468,12 @@ async def forward_stats_by_channel(node_pubkey: str, since: int) -> dict[str, di
                 int(r["fees"]),
             )
         for r in await tx.rows(
-            "SELECT chan_in, COUNT(*) AS n FROM daznode.forwards "
+            "SELECT chan_in, COUNT(*) AS n, SUM(amt_in_msat) AS vol FROM daznode.forwards "
             "WHERE node_pubkey = :pk AND ts >= :since AND status = 'settled' GROUP BY chan_in",
             {"pk": node_pubkey, "since": since},
         ):
-            slot(r["chan_in"])["in"] = int(r["n"])
+            s = slot(r["chan_in"])
+            s["in"], s["volume_in"] = int(r["n"]), int(r["vol"])
         for r in await tx.rows(
             "SELECT chan_out, COUNT(*) AS n FROM daznode.forwards "
             "WHERE node_pubkey = :pk AND ts >= :since AND status <> 'settled' "
@@ -576,3 +580,76 @@ async def forwards_page(
         page=page,
         size=size,
     )
+
+
+async def channel_signals(since_7d: int, since_30d: int) -> dict[str, dict[str, Any]]:
+    """Per channel, from stored snapshots: uptime and hours with downtime over 7 days, fee
+    changes over 30 days, and the oldest local balance within 7 days (for the drift).
+    LAG() is a window function both SQLite (>= 3.25) and PostgreSQL have."""
+    out: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"samples": 0, "active": 0, "down_hours": 0, "fee_changes": 0, "first": None}
+    )
+    p = {"s7": since_7d, "s30": since_30d}
+    async with transaction() as tx:
+        for r in await tx.rows(
+            "SELECT channel_id, SUM(samples) AS n, SUM(active_samples) AS a, "
+            "SUM(CASE WHEN active_samples < samples THEN 1 ELSE 0 END) AS down "
+            "FROM daznode.snapshots_hourly WHERE bucket >= :s7 GROUP BY channel_id",
+            p,
+        ):
+            o = out[r["channel_id"]]
+            o["samples"] += int(r["n"])
+            o["active"] += int(r["a"])
+            o["down_hours"] += int(r["down"])
+        for r in await tx.rows(
+            "SELECT channel_id, COUNT(*) AS n, SUM(active) AS a, "
+            "COUNT(DISTINCT CASE WHEN active = 0 THEN ts / 3600 END) AS down "
+            "FROM daznode.snapshots WHERE ts >= :s7 GROUP BY channel_id",
+            p,
+        ):
+            o = out[r["channel_id"]]
+            o["samples"] += int(r["n"])
+            o["active"] += int(r["a"])
+            o["down_hours"] += int(r["down"])
+        for table, col, fee in (
+            ("snapshots_hourly", "bucket", "last_fee_rate_ppm"),
+            ("snapshots", "ts", "fee_rate_ppm"),
+        ):
+            for r in await tx.rows(
+                f"SELECT channel_id, SUM(CASE WHEN prev IS NOT NULL AND fee <> prev "  # noqa: S608
+                f"THEN 1 ELSE 0 END) AS n FROM (SELECT channel_id, {fee} AS fee, "
+                f"LAG({fee}) OVER (PARTITION BY channel_id ORDER BY {col}) AS prev "
+                f"FROM daznode.{table} WHERE {col} >= :s30) AS t GROUP BY channel_id",
+                p,
+            ):
+                out[r["channel_id"]]["fee_changes"] += int(r["n"])
+        for table, col, local in (
+            ("snapshots", "ts", "local_msat"),
+            ("snapshots_hourly", "bucket", "sum_local_msat / samples"),
+        ):  # hourly last: older, so it wins where both exist
+            for r in await tx.rows(
+                f"SELECT x.channel_id, x.{col} AS ts, {local} AS local FROM daznode.{table} x "  # noqa: S608
+                f"JOIN (SELECT channel_id, MIN({col}) AS first FROM daznode.{table} "
+                f"WHERE {col} >= :s7 GROUP BY channel_id) m "
+                f"ON m.channel_id = x.channel_id AND m.first = x.{col}",
+                p,
+            ):
+                out[r["channel_id"]]["first"] = (int(r["ts"]), int(r["local"]))
+    return dict(out)
+
+
+async def get_doc(doc_id: str) -> Any:
+    """A JSON document kept beside the settings (decision profile, rules)."""
+    row = await db.fetchone("SELECT data FROM daznode.settings WHERE id = :id", {"id": doc_id})
+    return json.loads(row["data"]) if row else None
+
+
+async def save_doc(doc_id: str, data: Any, now: int) -> None:
+    async with transaction() as tx:
+        await tx.run(
+            """
+            INSERT INTO daznode.settings (id, data, updated_at) VALUES (:id, :data, :now)
+            ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at
+            """,
+            {"id": doc_id, "data": json.dumps(data), "now": now},
+        )

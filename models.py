@@ -168,3 +168,77 @@ class StatusOut(BaseModel):
     forward_cursor: int
     stored_forwards: int
     stored_snapshots: int
+
+
+class HeuristicOut(BaseModel):
+    name: str
+    score: float
+    facts: dict[str, float | int | str | bool | None]
+
+
+class RebalanceOut(BaseModel):
+    direction: str
+    amount_sat: int
+    max_fee_ppm: int
+    max_cost_sat: int
+    estimated_cost_ppm: int
+    expected_earnings_sat: int
+    source_channel_id: str | None
+
+
+class CloseOut(BaseModel):
+    reason: str
+    close_and_reopen_cost_sat: int
+    freed_local_sat: int
+    expected_gain_sat: int
+
+
+class SuggestionOut(BaseModel):
+    fee_ppm: int | None
+    base_fee_msat: int | None
+    inbound_fee_ppm: int | None
+    inbound_base_fee_msat: int | None
+    htlc_max_msat: int | None
+    target_fee_ppm: int | None
+    rebalance: RebalanceOut | None
+    close: CloseOut | None
+
+
+class RecommendationOut(BaseModel):
+    channel_id: str
+    peer_id: str
+    peer_alias: str
+    decision: str = Field(
+        description="NO_ACTION | INCREASE_FEES | DECREASE_FEES | REBALANCE | CLOSE_CHANNEL"
+    )
+    confidence: float = Field(ge=0, le=1)
+    composite: float = Field(ge=0, le=100)
+    scores: dict[str, float]
+    heuristics: list[HeuristicOut]
+    reasons: list[str]
+    suggested: SuggestionOut
+    current_fee_ppm: int | None
+    rule: str | None
+
+
+class RecommendationsOut(BaseModel):
+    profile: str
+    graph_available: bool
+    evaluated_at: int
+    data: list[RecommendationOut]
+
+
+class ProfileOut(BaseModel):
+    active: dict
+    builtin: dict[str, dict]
+
+
+class RulesOut(BaseModel):
+    rules: list[dict]
+
+
+class ChargeLndImportOut(BaseModel):
+    rules: list[dict]
+    unsupported: list[str]
+    notes: list[str]
+    saved: bool

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lnbits.settings import settings as lnbits_settings
 from lnbits.wallets import get_funding_source
 from loguru import logger
 
+from . import crud
+from .engine.decide import Recommendation, evaluate_node
 from .engine.graph_io import GraphFormatError, load_graph
+from .engine.graph_summary import summarize
+from .engine.metrics import WINDOWS, ChannelMetrics, FlowWindow, NetworkContext
 from .engine.network_gen import generate_network
-from .engine.node_source import NetworkGraph, NodeSource
+from .engine.node_source import (
+    BLOCKS_PER_DAY,
+    NetworkGraph,
+    NodeSource,
+    NodeSourceError,
+    RoutingPolicy,
+)
+from .engine.profiles import BUILTIN, Profile, ProfileError, profile_from_dict
+from .engine.rules import Rule, RuleError, parse_rules
 from .engine.sources.simulated import SimConfig, SimulatedNode
 from .models import BackendOut, DaznodeSettings
 
@@ -131,3 +145,118 @@ async def get_backend(cfg: DaznodeSettings) -> Backend:
 
 def cached_backend() -> Backend | None:
     return next(iter(_cache.values()), None)
+
+
+# -- the engine's inputs ------------------------------------------------------------------
+
+GRAPH_REFRESH_SECONDS = 3600
+GRAPH_TIMEOUT_SECONDS = 300
+_network: dict[str, Any] = {"at": 0, "context": None, "pubkey": ""}
+
+
+async def refresh_network_context(source: NodeSource, our_pubkey: str, now: int) -> None:
+    """Survey the public graph (hourly): peers' sizes, competitor fees, network medians.
+    A failure keeps the previous survey; the engine falls back to local data without one."""
+    fresh = _network["pubkey"] == our_pubkey and now - _network["at"] < GRAPH_REFRESH_SECONDS
+    if fresh:
+        return
+    try:
+        graph = await asyncio.wait_for(source.describe_graph(), GRAPH_TIMEOUT_SECONDS)
+        context = await asyncio.to_thread(summarize, graph, our_pubkey, now=now)
+    except (NodeSourceError, asyncio.TimeoutError, OSError) as exc:
+        logger.warning(f"daznode: graph survey failed, keeping the previous one: {exc}")
+        _network["at"] = now  # do not retry every cycle
+        return
+    _network.update(at=now, context=context, pubkey=our_pubkey)
+
+
+def network_context() -> NetworkContext:
+    return _network["context"] or NetworkContext()
+
+
+def _window(stats: dict[str, dict[str, int]], channel_id: str, days: int) -> FlowWindow:
+    s = stats.get(channel_id, {})
+    return FlowWindow(
+        days,
+        forwards_out=s.get("out", 0),
+        forwards_in=s.get("in", 0),
+        volume_out_msat=s.get("volume_out", 0),
+        volume_in_msat=s.get("volume_in", 0),
+        fees_msat=s.get("fees", 0),
+        failed_out=s.get("failed", 0),
+    )
+
+
+def _policy(raw: dict | None) -> RoutingPolicy | None:
+    return RoutingPolicy(**raw) if raw else None
+
+
+def build_metrics(
+    rows: list[dict],
+    stats: dict[int, dict[str, dict[str, int]]],
+    signals: dict[str, dict[str, Any]],
+    block_height: int,
+    now: int,
+) -> list[ChannelMetrics]:
+    """Stored channels + forward statistics per window + snapshot signals -> engine input."""
+    out = []
+    for row in rows:
+        cid = row["channel_id"]
+        sig = signals.get(cid, {})
+        samples = sig.get("samples", 0)
+        first = sig.get("first")
+        trend = 0.0
+        if first and now - first[0] >= 3600:  # at least an hour apart to call it a drift
+            trend = (row["local_msat"] - first[1]) / ((now - first[0]) / 86400)
+        out.append(
+            ChannelMetrics(
+                channel_id=cid,
+                peer_id=row["peer_id"],
+                peer_alias=row["peer_alias"],
+                capacity_sat=row["capacity_sat"],
+                local_msat=row["local_msat"],
+                remote_msat=row["remote_msat"],
+                active=row["active"],
+                age_days=max(0, block_height - row["funding_height"]) / BLOCKS_PER_DAY,
+                local_policy=_policy(row["local_policy"]),
+                remote_policy=_policy(row["remote_policy"]),
+                windows={d: _window(stats[d], cid, d) for d in WINDOWS},
+                uptime_ratio=sig["active"] / samples if samples else None,
+                disconnects_7d=sig.get("down_hours") if samples else None,
+                policy_changes_30d=sig.get("fee_changes", 0),
+                balance_trend_msat_per_day=trend,
+            )
+        )
+    return out
+
+
+async def load_profile() -> Profile:
+    doc = await crud.get_doc("profile")
+    try:
+        return profile_from_dict(doc) if doc else BUILTIN["balanced"]
+    except ProfileError as exc:  # stored by an older version: say so, keep working
+        logger.warning(f"daznode: stored profile unusable ({exc}); using balanced")
+        return BUILTIN["balanced"]
+
+
+async def load_rules() -> list[Rule]:
+    doc = await crud.get_doc("rules")
+    try:
+        return parse_rules(doc) if doc else []
+    except RuleError as exc:
+        logger.warning(f"daznode: stored rules unusable ({exc}); running without rules")
+        return []
+
+
+async def evaluate(now: int) -> tuple[list[Recommendation], Profile, NetworkContext]:
+    """Every open channel through the engine, in a worker thread (CPU-bound)."""
+    state = await crud.get_monitor_state()
+    pubkey = state.get("node_pubkey") or ""
+    height = int(json.loads(state.get("node_info") or "{}").get("block_height", 0))
+    rows = await crud.get_channels()
+    stats = {d: await crud.forward_stats_by_channel(pubkey, now - d * 86400) for d in WINDOWS}
+    signals = await crud.channel_signals(now - 7 * 86400, now - 30 * 86400)
+    metrics = build_metrics(rows, stats, signals, height, now)
+    profile, rules, net = await load_profile(), await load_rules(), network_context()
+    recs = await asyncio.to_thread(evaluate_node, metrics, net, profile, rules)
+    return recs, profile, net

@@ -31,7 +31,7 @@ from .crud import (
 )
 from .engine.backoff import backoff_seconds
 from .engine.node_source import NodeSource, NodeSourceError
-from .services import get_backend
+from .services import get_backend, refresh_network_context
 
 HOLDER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 NODE_CALL_TIMEOUT = 60.0
@@ -94,6 +94,7 @@ async def run_monitor_cycle() -> float:
             await store_channels_snapshot(channels, now)
             new = await _ingest_forwards(source, info.pubkey, now)
             await roll_up(now, cfg)
+            await refresh_network_context(source, info.pubkey, now)
         except (NodeSourceError, asyncio.TimeoutError, ValueError, OSError) as exc:
             return await _record_failure(_describe(exc), now, interval)
         except Exception as exc:  # never let a bug stop the monitor or reach LNbits

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Security
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, Security
 from lnbits.core.models.wallets import KeyType
 from lnbits.decorators import (
     KeyChecker,
@@ -37,20 +37,36 @@ from .crud import (
     get_lease,
     get_monitor_state,
     get_settings,
+    save_doc,
     save_settings,
 )
+from .engine.chargelnd import import_chargelnd
+from .engine.decide import Decision, Recommendation
 from .engine.graph_io import GraphFormatError, load_graph
 from .engine.node_source import BLOCKS_PER_DAY, normalize_channel_id
+from .engine.profiles import (
+    BUILTIN,
+    ProfileError,
+    profile_from_dict,
+    profile_from_yaml,
+    profile_to_yaml,
+)
+from .engine.rules import RuleError, parse_rules, rules_to_doc
 from .models import (
     ChannelHistory,
     ChannelOut,
+    ChargeLndImportOut,
     DaznodeSettings,
     ForwardsPage,
     NodeOut,
     Policy,
+    ProfileOut,
+    RecommendationOut,
+    RecommendationsOut,
+    RulesOut,
     StatusOut,
 )
-from .services import cached_backend
+from .services import cached_backend, evaluate, load_profile, load_rules
 from .tasks import run_monitor_cycle, runtime, wake_monitor
 
 daznode_api_router = APIRouter(prefix="/api/v1", tags=["daznode"])
@@ -332,3 +348,208 @@ async def _check_graph_file(path: str) -> None:
         await asyncio.to_thread(load_graph, Path(path))
     except GraphFormatError as exc:
         raise HTTPException(HTTPStatus.BAD_REQUEST, f"sim_graph_path: {exc}") from None
+
+
+# -- engine: recommendations, scores, profile, rules ------------------------------------------
+
+
+def _recommendation_out(rec: Recommendation, current: dict[str, int | None]) -> RecommendationOut:
+    data = asdict(rec)
+    data["decision"] = rec.decision.value
+    data["heuristics"] = [
+        {"name": h.name, "score": h.score, "facts": dict(h.facts)} for h in rec.heuristics
+    ]
+    data["current_fee_ppm"] = current.get(rec.channel_id)
+    return RecommendationOut.parse_obj(data)
+
+
+async def _evaluation() -> tuple[RecommendationsOut, dict[str, RecommendationOut]]:
+    state = await get_monitor_state()
+    if not state.get("last_success"):
+        raise HTTPException(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "The monitor has not read the node yet; see /daznode/api/v1/status.",
+        )
+    now = int(time.time())
+    recs, profile, net = await evaluate(now)
+    current = {
+        row["channel_id"]: (row["local_policy"] or {}).get("fee_rate_ppm")
+        for row in await get_channels()
+    }
+    out = [_recommendation_out(r, current) for r in recs]
+    result = RecommendationsOut(
+        profile=profile.name, graph_available=net.graph_available, evaluated_at=now, data=out
+    )
+    return result, {r.channel_id: r for r in out}
+
+
+DECISIONS = tuple(d.value for d in Decision)
+
+
+@daznode_api_router.get(
+    "/recommendations",
+    response_model=RecommendationsOut,
+    summary="What the engine recommends for every channel",
+)
+async def api_recommendations(
+    _: Reader,
+    min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.0,
+    decision: Annotated[list[str] | None, Query(description=" | ".join(DECISIONS))] = None,
+) -> RecommendationsOut:
+    wanted = set(decision or [])
+    unknown = sorted(wanted - set(DECISIONS))
+    if unknown:
+        raise HTTPException(
+            HTTPStatus.BAD_REQUEST,
+            f"unknown decision {', '.join(unknown)}; use one of {', '.join(DECISIONS)}.",
+        )
+    result, _by_id = await _evaluation()
+    result.data = [
+        r
+        for r in result.data
+        if r.confidence >= min_confidence and (not wanted or r.decision in wanted)
+    ]
+    return result
+
+
+@daznode_api_router.get(
+    "/channels/{channel_id}/score",
+    response_model=RecommendationOut,
+    summary="Scores, decision and reasoning for one channel",
+)
+async def api_channel_score(channel_id: str, _: Reader) -> RecommendationOut:
+    row = await _known_channel(channel_id)
+    _result, by_id = await _evaluation()
+    if row["channel_id"] not in by_id:
+        raise HTTPException(HTTPStatus.NOT_FOUND, f"Channel {row['channel_id']} is closed.")
+    return by_id[row["channel_id"]]
+
+
+async def _profile_out() -> ProfileOut:
+    active = await load_profile()
+    return ProfileOut(active=active.to_dict(), builtin={k: v.to_dict() for k, v in BUILTIN.items()})
+
+
+@daznode_api_router.get("/profile", response_model=ProfileOut, summary="Decision profile")
+async def api_get_profile(_: Admin) -> ProfileOut:
+    return await _profile_out()
+
+
+async def _save_profile(data: Any) -> ProfileOut:
+    try:
+        profile = profile_from_dict(data)
+    except ProfileError as exc:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, f"profile: {exc}") from None
+    await save_doc("profile", profile.to_dict(), int(time.time()))
+    return await _profile_out()
+
+
+@daznode_api_router.put(
+    "/profile",
+    response_model=ProfileOut,
+    summary="Choose or customise the profile (admins)",
+    description='{"name": "aggressive"} picks a built-in; {"base": "balanced", "deadband": '
+    '0.15, "weights": {"activity": 0.3}} customises one. 400 names the bad field.',
+)
+async def api_put_profile(_: Admin, body: Annotated[Any, Body()] = None) -> ProfileOut:
+    return await _save_profile(body)
+
+
+@daznode_api_router.get(
+    "/profile/export", summary="Download the active profile as JSON or YAML (admins)"
+)
+async def api_export_profile(
+    _: Admin, format: Annotated[str, Query(pattern="^(json|yaml)$")] = "json"
+) -> Response:
+    profile = await load_profile()
+    if format == "yaml":
+        body, media = profile_to_yaml(profile), "application/yaml"
+    else:
+        body, media = json.dumps(profile.to_dict(), indent=2) + "\n", "application/json"
+    disposition = f'attachment; filename="daznode-profile-{profile.name}.{format}"'
+    return Response(body, media_type=media, headers={"Content-Disposition": disposition})
+
+
+@daznode_api_router.post(
+    "/profile/import",
+    response_model=ProfileOut,
+    summary="Upload a profile exported before, JSON or YAML (admins)",
+)
+async def api_import_profile(
+    request: Request,
+    _: Admin,
+    format: Annotated[str, Query(pattern="^(json|yaml)$")] = "json",
+) -> ProfileOut:
+    text = (await request.body()).decode("utf-8", errors="replace")
+    if format == "yaml":
+        try:
+            profile = profile_from_yaml(text)
+        except ProfileError as exc:
+            raise HTTPException(HTTPStatus.BAD_REQUEST, f"profile: {exc}") from None
+        return await _save_profile(profile.to_dict())
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HTTPException(
+            HTTPStatus.BAD_REQUEST, f"profile: invalid JSON at line {exc.lineno}: {exc.msg}"
+        ) from None
+    return await _save_profile(data)
+
+
+@daznode_api_router.get("/rules", response_model=RulesOut, summary="Fee rules (admins)")
+async def api_get_rules(_: Admin) -> RulesOut:
+    return RulesOut(rules=rules_to_doc(await load_rules()))
+
+
+@daznode_api_router.put(
+    "/rules",
+    response_model=RulesOut,
+    summary="Replace the fee rules (admins); they run before the engine, first match wins",
+)
+async def api_put_rules(_: Admin, body: Annotated[Any, Body()] = None) -> RulesOut:
+    doc = body.get("rules") if isinstance(body, dict) else body
+    try:
+        rules = parse_rules(doc)
+    except RuleError as exc:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    saved = rules_to_doc(rules)
+    await save_doc("rules", saved, int(time.time()))
+    return RulesOut(rules=saved)
+
+
+@daznode_api_router.post(
+    "/rules/import/chargelnd",
+    response_model=ChargeLndImportOut,
+    summary="Convert a charge-lnd config file into rules (admins)",
+    description="Send the file as the request body. mode=preview (default) only converts; "
+    "replace stores the result instead of the current rules; append adds it after them.",
+)
+async def api_import_chargelnd(
+    request: Request,
+    _: Admin,
+    mode: Annotated[str, Query(pattern="^(preview|replace|append)$")] = "preview",
+) -> ChargeLndImportOut:
+    text = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        imported = import_chargelnd(text)
+        rules = parse_rules(imported.rules)
+    except RuleError as exc:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, f"charge-lnd config: {exc}") from None
+    saved = mode != "preview"
+    if saved:
+        current = rules_to_doc(await load_rules()) if mode == "append" else []
+        added = rules_to_doc(rules)
+        if current and added:  # append: every imported rule ranks below the existing ones
+            shift = min(r["priority"] for r in current) - 1 - max(r["priority"] for r in added)
+            added = [{**r, "priority": r["priority"] + min(0, shift)} for r in added]
+        try:
+            combined = parse_rules(current + added)
+        except RuleError as exc:  # e.g. a section named like an existing rule
+            raise HTTPException(HTTPStatus.BAD_REQUEST, f"charge-lnd config: {exc}") from None
+        await save_doc("rules", rules_to_doc(combined), int(time.time()))
+    return ChargeLndImportOut(
+        rules=rules_to_doc(rules),
+        unsupported=imported.unsupported,
+        notes=imported.notes,
+        saved=saved,
+    )

@@ -27,12 +27,37 @@ window.app = Vue.createApp({
         {name: 'age', label: 'Age', align: 'right', field: 'age_days', sortable: true}
       ],
       history: {show: false, channel: null, empty: false},
+      recs: null,
+      recsError: '',
+      decisionFilter: [],
+      decisionOptions: [
+        {label: 'Raise fees', value: 'INCREASE_FEES'},
+        {label: 'Lower fees', value: 'DECREASE_FEES'},
+        {label: 'Rebalance', value: 'REBALANCE'},
+        {label: 'Close', value: 'CLOSE_CHANNEL'},
+        {label: 'No action', value: 'NO_ACTION'}
+      ],
+      recColumns: [
+        {name: 'peer', label: 'Channel', align: 'left', field: r => r.peer_alias + ' ' + r.channel_id, sortable: true},
+        {name: 'decision', label: 'Decision', align: 'left', field: 'decision', sortable: true},
+        {name: 'fee', label: 'Fee', align: 'left', field: r => r.suggested.fee_ppm, sortable: true},
+        {name: 'confidence', label: 'Confidence', align: 'right', field: 'confidence', sortable: true},
+        {name: 'composite', label: 'Score', align: 'left', field: 'composite', sortable: true}
+      ],
+      profileName: null,
+      profileOptions: ['conservative', 'balanced', 'aggressive'],
+      rulesDialog: {show: false, text: '[]', error: '', chargelnd: '', unsupported: [], saving: false},
       settingsDialog: {show: false, data: {}, error: '', saving: false},
       socket: null,
       pollTimer: null
     }
   },
   computed: {
+    filteredRecs() {
+      if (!this.recs) return []
+      const want = this.decisionFilter
+      return this.recs.data.filter(r => !want.length || want.includes(r.decision))
+    },
     wallet() {
       return this.g.user.wallets[0]
     },
@@ -83,11 +108,87 @@ window.app = Vue.createApp({
         this.loadError = ''
         if (this.status.last_success) {
           this.node = (await this.request('GET', '/node')).data
+          await this.loadRecs()
         }
       } catch (err) {
         this.loadError = this.errorText(err)
       } finally {
         this.loading = false
+      }
+    },
+    async loadRecs() {
+      try {
+        this.recs = (await this.request('GET', '/recommendations')).data
+        this.recsError = ''
+      } catch (err) {
+        this.recsError = this.errorText(err)
+      }
+    },
+    decisionColor(d) {
+      return {INCREASE_FEES: 'deep-orange', DECREASE_FEES: 'blue', REBALANCE: 'purple', CLOSE_CHANNEL: 'red-9'}[d] || 'grey-7'
+    },
+    decisionLabel(d) {
+      return {INCREASE_FEES: 'raise fees', DECREASE_FEES: 'lower fees', REBALANCE: 'rebalance', CLOSE_CHANNEL: 'close', NO_ACTION: 'no action'}[d] || d
+    },
+    async loadProfile() {
+      try {
+        const {data} = await this.request('GET', '/profile', null, true)
+        this.profileName = data.active.name
+        if (!this.profileOptions.includes(data.active.name)) this.profileOptions.push(data.active.name)
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    async chooseProfile(name) {
+      try {
+        await this.request('PUT', '/profile', {name}, true)
+        Quasar.Notify.create({type: 'positive', message: `Profile ${name}`})
+        await this.loadRecs()
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+        await this.loadProfile()
+      }
+    },
+    async openRules() {
+      try {
+        const {data} = await this.request('GET', '/rules', null, true)
+        this.rulesDialog = {show: true, text: JSON.stringify(data.rules, null, 2), error: '', chargelnd: '', unsupported: [], saving: false}
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    async saveRules() {
+      let rules
+      try {
+        rules = JSON.parse(this.rulesDialog.text || '[]')
+      } catch (e) {
+        this.rulesDialog.error = 'Not valid JSON: ' + e.message
+        return
+      }
+      this.rulesDialog.saving = true
+      try {
+        await this.request('PUT', '/rules', rules, true)
+        this.rulesDialog.show = false
+        Quasar.Notify.create({type: 'positive', message: 'Rules saved'})
+        await this.loadRecs()
+      } catch (err) {
+        this.rulesDialog.error = this.errorText(err) // the text stays as typed
+      } finally {
+        this.rulesDialog.saving = false
+      }
+    },
+    async convertChargeLnd() {
+      try {
+        const {data} = await this.request('POST', '/rules/import/chargelnd?mode=preview', this.rulesDialog.chargelnd, true)
+        let current = []
+        try {
+          current = JSON.parse(this.rulesDialog.text || '[]')
+        } catch (e) {}
+        this.rulesDialog.text = JSON.stringify(current.concat(data.rules), null, 2)
+        this.rulesDialog.unsupported = data.unsupported
+        this.rulesDialog.error = ''
+      } catch (err) {
+        this.rulesDialog.error = this.errorText(err)
       }
     },
     async runNow() {
@@ -180,6 +281,7 @@ window.app = Vue.createApp({
   },
   async created() {
     await this.refresh()
+    if (this.isAdmin) this.loadProfile()
     this.connectLive()
     this.pollTimer = setInterval(this.refresh, POLL_MS)
   },

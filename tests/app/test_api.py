@@ -148,3 +148,173 @@ async def test_dashboard_page_renders_for_a_logged_in_user(client, admin):
     assert r.status_code == 200
     assert "daznode/static/js/index.js" in r.text
     assert "DAZNODE_IS_ADMIN = true" in r.text
+
+
+async def test_recommendations_cover_every_channel_and_filter(client, admin, alice):
+    await run_monitor(client, admin)
+    h = alice.key_headers()  # wallet users may read recommendations
+    r = await client.get(f"{API}/recommendations", headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    channels = (await client.get(f"{API}/channels", headers=h)).json()
+    assert {x["channel_id"] for x in body["data"]} == {c["channel_id"] for c in channels}
+    assert body["graph_available"] is True  # the monitor surveyed the simulated graph
+    for rec in body["data"]:
+        assert rec["decision"] in {
+            "NO_ACTION",
+            "INCREASE_FEES",
+            "DECREASE_FEES",
+            "REBALANCE",
+            "CLOSE_CHANNEL",
+        }
+        assert 0 <= rec["confidence"] <= 1 and 0 <= rec["composite"] <= 100
+        assert len(rec["heuristics"]) == 8 and set(rec["scores"]) == {
+            "liquidity",
+            "activity",
+            "competitiveness",
+            "centrality",
+            "reliability",
+            "stability",
+            "peer_quality",
+            "network_position",
+        }
+        assert rec["reasons"], rec
+    some = body["data"][0]["decision"]
+    only = (
+        await client.get(f"{API}/recommendations", headers=h, params={"decision": some})
+    ).json()["data"]
+    assert only and all(x["decision"] == some for x in only)
+    sure = (
+        await client.get(f"{API}/recommendations", headers=h, params={"min_confidence": 0.9})
+    ).json()["data"]
+    assert all(x["confidence"] >= 0.9 for x in sure)
+    bad = await client.get(f"{API}/recommendations", headers=h, params={"decision": "SELL"})
+    assert bad.status_code == 400 and "SELL" in bad.json()["detail"]
+
+    cid = channels[0]["channel_id"]
+    one = (await client.get(f"{API}/channels/{cid}/score", headers=h)).json()
+    assert (
+        one["channel_id"] == cid
+        and one["current_fee_ppm"] == (channels[0]["local_policy"]["fee_rate_ppm"])
+    )
+    assert (await client.get(f"{API}/channels/1x1x1/score", headers=h)).status_code == 404
+
+
+async def test_profile_choice_customisation_and_export(client, admin, alice):
+    headers = admin.key_headers(admin=True)
+    assert (
+        await client.get(f"{API}/profile", headers=alice.key_headers(admin=True))
+    ).status_code == 403
+    r = await client.put(f"{API}/profile", headers=headers, json={"name": "aggressive"})
+    assert r.status_code == 200 and r.json()["active"]["name"] == "aggressive"
+    recs = (await client.get(f"{API}/recommendations", headers=headers)).json()
+    assert recs["profile"] == "aggressive"
+
+    r = await client.put(
+        f"{API}/profile",
+        headers=headers,
+        json={"base": "balanced", "name": "mine", "deadband": 0.3, "weights": {"activity": 0.5}},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["active"]["deadband"] == 0.3
+    assert r.json()["active"]["weights"]["activity"] == 0.5
+    for body, word in (
+        ({"deadband": 7}, "deadband"),
+        ({"nope": 1}, "nope"),
+        ({"weights": {"luck": 1}}, "luck"),
+        ({"base": "wild"}, "wild"),
+        ([], "mapping"),
+    ):
+        bad = await client.put(f"{API}/profile", headers=headers, json=body)
+        assert bad.status_code == 400 and word in bad.json()["detail"], (body, bad.text)
+    assert (await client.get(f"{API}/profile", headers=headers)).json()["active"]["name"] == "mine"
+
+    yaml = await client.get(f"{API}/profile/export", headers=headers, params={"format": "yaml"})
+    assert yaml.status_code == 200 and "deadband: 0.3" in yaml.text
+    await client.put(f"{API}/profile", headers=headers, json={"name": "balanced"})
+    back = await client.post(
+        f"{API}/profile/import",
+        headers=headers,
+        params={"format": "yaml"},
+        content=yaml.text.encode(),
+    )
+    assert back.status_code == 200, back.text
+    assert back.json()["active"]["name"] == "mine" and back.json()["active"]["deadband"] == 0.3
+    broken = await client.post(
+        f"{API}/profile/import",
+        headers=headers,
+        params={"format": "yaml"},
+        content=b"deadband 0.2\n",
+    )
+    assert broken.status_code == 400 and "line 1" in broken.json()["detail"]
+    await client.put(f"{API}/profile", headers=headers, json={"name": "balanced"})
+
+
+async def test_rules_run_before_the_engine(client, admin):
+    headers = admin.key_headers(admin=True)
+    channels = (await client.get(f"{API}/channels", headers=headers)).json()
+    target = channels[0]
+    rules = [
+        {
+            "name": "pin-first",
+            "priority": 5,
+            "when": f'peer == "{target["peer_id"]}"',
+            "action": {"type": "pin", "fee_ppm": target["local_policy"]["fee_rate_ppm"] + 77},
+        },
+        {
+            "name": "hands-off",
+            "priority": 1,
+            "when": "capacity >= 1",
+            "action": {"type": "leave_alone"},
+        },
+    ]
+    r = await client.put(f"{API}/rules", headers=headers, json=rules)
+    assert r.status_code == 200, r.text
+    recs = {
+        x["channel_id"]: x
+        for x in (await client.get(f"{API}/recommendations", headers=headers)).json()["data"]
+    }
+    pinned = recs[target["channel_id"]]
+    assert pinned["rule"] == "pin-first" and pinned["decision"] == "INCREASE_FEES"
+    assert pinned["suggested"]["fee_ppm"] == target["local_policy"]["fee_rate_ppm"] + 77
+    others = [
+        x
+        for cid, x in recs.items()
+        if cid != target["channel_id"] and x["peer_id"] != target["peer_id"]
+    ]
+    assert others and all(x["rule"] == "hands-off" and x["decision"] == "NO_ACTION" for x in others)
+
+    bad = await client.put(
+        f"{API}/rules",
+        headers=headers,
+        json=[{"name": "x", "when": "ratoi < 0.2", "action": {"type": "leave_alone"}}],
+    )
+    assert bad.status_code == 400 and "ratoi" in bad.json()["detail"]
+    assert len((await client.get(f"{API}/rules", headers=headers)).json()["rules"]) == 2
+
+    ini = (
+        "[drained]\nchan.max_ratio = 0.2\nstrategy = static\nfee_ppm = 900\n"
+        "min_fee_ppm_delta = 10\n"
+    )
+    preview = await client.post(
+        f"{API}/rules/import/chargelnd", headers=headers, content=ini.encode()
+    )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["saved"] is False and preview.json()["rules"]
+    assert any("min_fee_ppm_delta" in u for u in preview.json()["unsupported"])
+    broken = await client.post(
+        f"{API}/rules/import/chargelnd", headers=headers, content=b"fee_ppm = 1\n"
+    )
+    assert broken.status_code == 400 and "line" in broken.json()["detail"]
+    appended = await client.post(
+        f"{API}/rules/import/chargelnd",
+        headers=headers,
+        params={"mode": "append"},
+        content=ini.encode(),
+    )
+    assert appended.status_code == 200 and appended.json()["saved"] is True
+    stored = (await client.get(f"{API}/rules", headers=headers)).json()["rules"]
+    assert [r["name"] for r in stored] == ["pin-first", "hands-off", "drained"]
+    assert stored[2]["priority"] < stored[1]["priority"]  # imported rules rank after
+    cleared = await client.put(f"{API}/rules", headers=headers, json=[])
+    assert cleared.status_code == 200 and cleared.json()["rules"] == []

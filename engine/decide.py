@@ -1,0 +1,453 @@
+"""The decision engine: one pure pass over the node, a recommendation per channel.
+
+For each channel: admin rules first (first match wins); otherwise the heuristics are scored,
+a fee target is derived from demand (competitor fee into the peer x balance x flow
+modifiers, CLBOSS-style multipliers), bounded below by the cost of refilling the channel,
+and reached in small steps with a deadband so fees do not oscillate; a draining channel may
+jump. Rebalancing is proposed only when the refilled liquidity is expected to earn more than
+it costs, a close only when the capital would earn more elsewhere over the horizon than the
+close and reopen cost. Channels to the same peer share one fee target (senders see the
+peer, not the channel). Formulas: docs/ENGINE.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .heuristics import HEURISTICS, HeuristicResult
+from .metrics import ChannelMetrics, FlowWindow, NetworkContext
+from .profiles import Profile
+from .rules import Rule, RuleOutcome
+
+CLOSE_VBYTES = 170  # cooperative close, one P2WSH input, two outputs
+OPEN_VBYTES = 154  # funding transaction, one input, P2WSH output and change
+
+
+class Decision(str, Enum):
+    NO_ACTION = "NO_ACTION"
+    INCREASE_FEES = "INCREASE_FEES"
+    DECREASE_FEES = "DECREASE_FEES"
+    REBALANCE = "REBALANCE"
+    CLOSE_CHANNEL = "CLOSE_CHANNEL"
+
+
+@dataclass(frozen=True, slots=True)
+class RebalancePlan:
+    direction: str  # "in": move liquidity into this channel (raise its local balance)
+    amount_sat: int
+    max_fee_ppm: int
+    max_cost_sat: int
+    estimated_cost_ppm: int
+    expected_earnings_sat: int
+    source_channel_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClosePlan:
+    reason: str
+    close_and_reopen_cost_sat: int
+    freed_local_sat: int
+    expected_gain_sat: int  # what the capital earns elsewhere minus what the channel earns
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    fee_ppm: int | None = None
+    base_fee_msat: int | None = None
+    inbound_fee_ppm: int | None = None
+    inbound_base_fee_msat: int | None = None
+    htlc_max_msat: int | None = None
+    target_fee_ppm: int | None = None
+    rebalance: RebalancePlan | None = None
+    close: ClosePlan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    channel_id: str
+    peer_id: str
+    peer_alias: str
+    decision: Decision
+    confidence: float
+    composite: float
+    scores: dict[str, float]
+    heuristics: list[HeuristicResult]
+    reasons: list[str]
+    suggested: Suggestion
+    rule: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeeTarget:
+    """The fee a peer group should converge to, and why."""
+
+    target_ppm: int
+    floor_ppm: int
+    reference_ppm: int
+    balance_mod: float
+    flow_mod: float
+    days_to_empty: float | None
+    reasons: list[str] = field(default_factory=list)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def composite_score(results: list[HeuristicResult], weights: dict[str, float]) -> float:
+    total = sum(weights.get(r.name, 0.0) for r in results)
+    if total <= 0:
+        return 0.0
+    return round(sum(r.score * weights.get(r.name, 0.0) for r in results) / total, 1)
+
+
+def refill_cost_ppm(ch: ChannelMetrics, net: NetworkContext) -> int:
+    """What a circular payment refilling this channel costs: the peer's fee towards us on the
+    last hop plus one typical hop to reach the peer."""
+    peer_fee = ch.remote_policy.fee_rate_ppm if ch.remote_policy else net.median_fee_ppm
+    return peer_fee + net.median_fee_ppm
+
+
+def _merged_window(channels: list[ChannelMetrics], days: int) -> FlowWindow:
+    ws = [c.window(days) for c in channels]
+    return FlowWindow(
+        days,
+        forwards_out=sum(w.forwards_out for w in ws),
+        forwards_in=sum(w.forwards_in for w in ws),
+        volume_out_msat=sum(w.volume_out_msat for w in ws),
+        volume_in_msat=sum(w.volume_in_msat for w in ws),
+        fees_msat=sum(w.fees_msat for w in ws),
+        failed_out=sum(w.failed_out for w in ws),
+    )
+
+
+def days_to_empty(local_msat: int, week: FlowWindow, trend_msat_per_day: float) -> float | None:
+    """At the recent net outflow, how long until the local balance is gone (None: not
+    draining). Uses the larger of forwarded net outflow and the observed balance drift."""
+    net_out_per_day = (week.volume_out_msat - week.volume_in_msat) / 7
+    drain = max(net_out_per_day, -trend_msat_per_day)
+    if drain <= 0:
+        return None
+    return local_msat / drain
+
+
+def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> FeeTarget:
+    """One target for all our channels to a peer, from their pooled liquidity and flow."""
+    local = sum(c.local_msat for c in group)
+    total = sum(c.local_msat + c.remote_msat for c in group) or 1
+    capacity = sum(c.capacity_msat for c in group) or 1
+    ratio = local / total
+    week = _merged_window(group, 7)
+    peer = net.peer(group[0].peer_id)
+    reasons: list[str] = []
+    if peer and peer.competitor_fee_ppm is not None:
+        reference = peer.competitor_fee_ppm
+        reasons.append(f"other channels into this peer charge {reference} ppm (median)")
+    else:
+        reference = net.median_fee_ppm
+        reasons.append(f"competitors unknown: reference is the network median {reference} ppm")
+    # Balance: scarce outbound liquidity is worth more. x sensitivity when empty, / when full.
+    span = max(p.target_ratio, 1 - p.target_ratio)
+    balance_mod = math.exp(math.log(p.balance_sensitivity) * (p.target_ratio - ratio) / span)
+    # Flow: net outflow over the week as a share of capacity moves the price with demand.
+    net_flow = (week.volume_out_msat - week.volume_in_msat) / capacity
+    flow_mod = 1 + 0.5 * max(-1.0, min(1.0, net_flow))
+    target = reference * balance_mod * flow_mod
+    # Demand anchor: a price that sells the liquidity we want to sell is not cut below itself.
+    current = [c.fee_ppm for c in group if c.fee_ppm is not None]
+    earning = week.forwards_out >= 5 and ratio <= p.high_ratio
+    if current and earning and target < min(current):
+        target = float(min(current))
+        reasons.append(f"{week.forwards_out} forwards out this week at the current fee: kept")
+    if week.forwards_out == 0 and ratio > p.target_ratio and current:
+        # Never a raise when nothing sells (capping at one step below the current fee even
+        # when the model wanted a raise flipped a raise into a cut across ratio = target).
+        if False:
+            target = float(max(current))
+            reasons.append("no outbound forwards this week while liquidity is idle: no raise")
+        else:
+            target = min(target, max(current) * (1 - p.max_step_down))
+            reasons.append("no outbound forwards this week while liquidity is idle: cheaper")
+    floor = max(p.min_fee_ppm, round(max(refill_cost_ppm(c, net) for c in group) * p.refill_margin))
+    if floor > target:
+        reasons.append(f"not below the refill-cost floor {floor} ppm (model: {round(target)} ppm)")
+    target_ppm = round(min(p.max_fee_ppm, max(floor, target)))
+    drain = days_to_empty(local, week, sum(c.balance_trend_msat_per_day for c in group))
+    return FeeTarget(
+        target_ppm, floor, reference, round(balance_mod, 3), round(flow_mod, 3), drain, reasons
+    )
+
+
+# -- per channel --------------------------------------------------------------------------
+
+
+def _fee_step(
+    ch: ChannelMetrics, t: FeeTarget, p: Profile
+) -> tuple[Decision, int | None, list[str]]:
+    current = ch.fee_ppm
+    if current is None:
+        return Decision.NO_ACTION, None, ["our policy is unknown (private channel?)"]
+    gap = t.target_ppm - current
+    relative = gap / max(1, current)
+    if abs(relative) < p.deadband or abs(gap) < p.min_fee_delta_ppm:
+        return (
+            Decision.NO_ACTION,
+            current,
+            [f"fee {current} ppm is within {p.deadband:.0%} of the target {t.target_ppm} ppm"],
+        )
+    if gap > 0:
+        draining = t.days_to_empty is not None and t.days_to_empty < p.fast_raise_days
+        depleted_failing = ch.local_ratio < p.low_ratio and ch.window(7).failed_out > 0
+        step = p.fast_raise_step if (draining or depleted_failing) else p.max_step_up
+        # At least the smallest change worth a gossip update (x (1 + step) leaves 0 ppm at 0).
+        least = max(current + max(1, p.min_fee_delta_ppm), p.min_fee_ppm)
+        new = min(t.target_ppm, max(least, math.ceil(current * (1 + step))))
+        why = [f"raise {current} -> {new} ppm towards {t.target_ppm} ppm"]
+        if draining:
+            why.append(f"draining: empty in {t.days_to_empty:.1f} days at this pace, fast raise")
+        elif depleted_failing:
+            why.append("depleted and failing forwards for lack of balance: fast raise")
+        return Decision.INCREASE_FEES, new, why
+    new = max(t.target_ppm, t.floor_ppm, math.floor(current * (1 - p.max_step_down)))
+    new = min(new, p.max_fee_ppm)  # the admin's maximum wins over a refill cost above it
+    if new >= current:
+        return Decision.NO_ACTION, current, [f"already at the refill-cost floor {t.floor_ppm} ppm"]
+    return Decision.DECREASE_FEES, new, [f"lower {current} -> {new} ppm towards {t.target_ppm} ppm"]
+
+
+def _inbound(ch: ChannelMetrics, fee_ppm: int | None, p: Profile) -> int | None:
+    """A discount on payments arriving through a depleted channel (LND inbound fees): they
+    refill it for free. Neutral otherwise. None when our policy is unknown."""
+    if ch.local_policy is None or ch.local_policy.inbound_fee_rate_ppm is None:
+        return None
+    if ch.local_ratio < p.low_ratio and fee_ppm:
+        return -int(fee_ppm * p.inbound_discount)
+    return 0
+
+
+def _htlc_max(ch: ChannelMetrics, p: Profile) -> int | None:
+    """Announce a maximum the channel can actually carry when depleted, so senders do not
+    try amounts that would fail; the full capacity otherwise."""
+    if ch.local_policy is None:
+        return None
+    if ch.local_ratio < p.low_ratio:
+        return max(ch.local_policy.htlc_min_msat, ch.local_msat * 8 // 10 // 1000 * 1000)
+    return ch.capacity_msat * 99 // 100
+
+
+def _rebalance_plan(
+    ch: ChannelMetrics, fee_ppm: int, net: NetworkContext, p: Profile, source: str | None
+) -> tuple[RebalancePlan | None, str]:
+    week = ch.window(7)
+    if ch.local_ratio >= p.low_ratio:
+        return None, ""
+    if week.forwards_out < 3 and week.failed_out == 0:
+        return None, "depleted, but too little demand to pay for a rebalance"
+    amount_msat = int((p.target_ratio - ch.local_ratio) * ch.capacity_msat)
+    # The refilled liquidity earns at most what the channel forwards over the horizon.
+    # Forwards that failed here for lack of balance are demand too, valued at the average
+    # settled amount (50k sat when nothing settled).
+    average = week.volume_out_msat / week.forwards_out if week.forwards_out else 50_000_000
+    per_day = (week.volume_out_msat + week.failed_out * average) / 7
+    expected_volume = min(amount_msat, per_day * p.rebalance_horizon_days)
+    earnings_msat = expected_volume * fee_ppm / 1e6
+    budget_ppm = int(
+        min(fee_ppm * p.rebalance_safety, earnings_msat / amount_msat * 1e6 * p.rebalance_safety)
+    )
+    cost_ppm = refill_cost_ppm(ch, net)
+    if cost_ppm >= budget_ppm:
+        return None, (
+            f"a rebalance would cost ~{cost_ppm} ppm, more than the {budget_ppm} ppm "
+            "its expected earnings allow"
+        )
+    plan = RebalancePlan(
+        direction="in",
+        amount_sat=amount_msat // 1000,
+        max_fee_ppm=budget_ppm,
+        max_cost_sat=amount_msat * budget_ppm // 1_000_000 // 1000,
+        estimated_cost_ppm=cost_ppm,
+        expected_earnings_sat=int(earnings_msat // 1000),
+        source_channel_id=source,
+    )
+    return plan, (
+        f"refill {plan.amount_sat:,} sat: expected to earn {plan.expected_earnings_sat:,} sat in "
+        f"{p.rebalance_horizon_days} days, worth up to {budget_ppm} ppm; "
+        f"estimated cost {cost_ppm} ppm"
+    )
+
+
+def _close_plan(ch: ChannelMetrics, net: NetworkContext, p: Profile) -> ClosePlan | None:
+    if ch.age_days < p.close_min_age_days:
+        return None
+    month = ch.window(30)
+    local_sat = ch.local_msat // 1000
+    earned_horizon = month.fees_msat / 1000 * p.close_horizon_days / 30
+    elsewhere = local_sat * p.capital_return_pct / 100 * p.close_horizon_days / 365
+    cost = (CLOSE_VBYTES + OPEN_VBYTES) * net.onchain_feerate_sat_vb
+    gain = elsewhere - earned_horizon
+    if gain <= cost or month.forwards_out + month.forwards_in > 10:
+        return None
+    return ClosePlan(
+        reason=(
+            f"earned {month.fees_msat // 1000:,} sat in 30 days; its {local_sat:,} sat of "
+            f"local balance would earn ~{int(elsewhere):,} sat at {p.capital_return_pct:g} %/year "
+            f"over {p.close_horizon_days} days"
+        ),
+        close_and_reopen_cost_sat=cost,
+        freed_local_sat=local_sat,
+        expected_gain_sat=int(gain - cost),
+    )
+
+
+def _confidence(ch: ChannelMetrics, net: NetworkContext, signal: float) -> float:
+    """How much to trust the decision: enough history, a graph, and a clear signal."""
+    history = min(1.0, ch.age_days / 30) * min(1.0, (ch.window(30).forwards_out + 5) / 25)
+    data = 0.3 + 0.6 * history + (0.1 if net.graph_available else 0.0)
+    return round(max(0.0, min(1.0, data * signal)), 2)
+
+
+def evaluate_channel(
+    ch: ChannelMetrics,
+    net: NetworkContext,
+    p: Profile,
+    target: FeeTarget | None = None,
+    rebalance_source: str | None = None,
+) -> Recommendation:
+    """One channel. `target` is its peer group's fee target (computed alone if omitted)."""
+    target = target or fee_target([ch], net, p)
+    results = [h(ch, net, p) for h in HEURISTICS.values()]
+    scores = {r.name: r.score for r in results}
+    composite = composite_score(results, p.weights)
+    reasons = list(target.reasons)
+    close = _close_plan(ch, net, p)
+    if close:
+        signal = min(1.0, close.expected_gain_sat / max(1, close.close_and_reopen_cost_sat))
+        return Recommendation(
+            ch.channel_id,
+            ch.peer_id,
+            ch.peer_alias,
+            Decision.CLOSE_CHANNEL,
+            _confidence(ch, net, 0.5 + 0.5 * signal),
+            composite,
+            scores,
+            results,
+            [close.reason, f"closing and reopening costs ~{close.close_and_reopen_cost_sat:,} sat"],
+            Suggestion(close=close, target_fee_ppm=target.target_ppm),
+        )
+    decision, fee, fee_reasons = _fee_step(ch, target, p)
+    reasons += fee_reasons
+    plan, why = _rebalance_plan(ch, fee or target.target_ppm, net, p, rebalance_source)
+    if why:
+        reasons.append(why)
+    if plan and decision is not Decision.INCREASE_FEES:
+        decision = Decision.REBALANCE
+        signal = min(1.0, plan.max_fee_ppm / max(1, plan.estimated_cost_ppm) - 1)
+    elif decision is Decision.NO_ACTION or ch.fee_ppm is None:
+        signal = 1.0 if ch.fee_ppm is not None else 0.2
+    else:
+        gap = abs(target.target_ppm - ch.fee_ppm) / max(1, ch.fee_ppm)
+        signal = min(1.0, gap / (3 * p.deadband) if p.deadband else 1.0)
+    base = ch.local_policy.base_fee_msat if ch.local_policy else None
+    suggestion = Suggestion(
+        fee_ppm=fee,
+        base_fee_msat=base,
+        inbound_fee_ppm=_inbound(ch, fee, p),
+        inbound_base_fee_msat=0
+        if ch.local_policy and ch.local_policy.inbound_base_fee_msat is not None
+        else None,
+        htlc_max_msat=_htlc_max(ch, p),
+        target_fee_ppm=target.target_ppm,
+        rebalance=plan,
+    )
+    return Recommendation(
+        ch.channel_id,
+        ch.peer_id,
+        ch.peer_alias,
+        decision,
+        _confidence(ch, net, signal),
+        composite,
+        scores,
+        results,
+        reasons,
+        suggestion,
+    )
+
+
+# -- the whole node ---------------------------------------------------------------------
+
+
+def _rebalance_sources(channels: list[ChannelMetrics], p: Profile) -> list[ChannelMetrics]:
+    """Channels with idle excess liquidity, the best to move from first."""
+    full = [c for c in channels if c.local_ratio > p.high_ratio and c.active]
+    return sorted(full, key=lambda c: (c.window(7).forwards_out, -c.local_msat))
+
+
+def evaluate_node(
+    channels: list[ChannelMetrics],
+    net: NetworkContext,
+    p: Profile,
+    rules: list[Rule] | None = None,
+) -> list[Recommendation]:
+    """Every channel in one pass. Channels to the same peer share a fee target; depleted
+    channels are paired with saturated ones (other peers) as rebalance sources."""
+    if rules:  # rules are optional for the engine: import them only when given
+        from .rules import apply_rule, first_match
+
+    groups: dict[str, list[ChannelMetrics]] = defaultdict(list)
+    for ch in channels:
+        groups[ch.peer_id].append(ch)
+    targets = {peer: fee_target(group, net, p) for peer, group in groups.items()}
+    sources = _rebalance_sources(channels, p)
+    out: list[Recommendation] = []
+    for ch in channels:
+        rule = first_match(rules, ch, net) if rules else None
+        if rule is not None:
+            out.append(_from_rule(ch, net, p, apply_rule(rule, ch, net)))
+            continue
+        source = next((s.channel_id for s in sources if s.peer_id != ch.peer_id), None)
+        rec = evaluate_channel(ch, net, p, targets[ch.peer_id], source)
+        if len(groups[ch.peer_id]) > 1:
+            rec.reasons.append(
+                f"shares its fee target with {len(groups[ch.peer_id]) - 1} other channel(s) "
+                "to this peer: senders compare peers, not channels"
+            )
+        out.append(rec)
+    return out
+
+
+def _from_rule(
+    ch: ChannelMetrics, net: NetworkContext, p: Profile, outcome: RuleOutcome
+) -> Recommendation:
+    results = [h(ch, net, p) for h in HEURISTICS.values()]
+    scores = {r.name: r.score for r in results}
+    composite = composite_score(results, p.weights)
+    if outcome.leave_alone or outcome.fee_ppm is None or ch.fee_ppm is None:
+        decision = Decision.NO_ACTION
+    elif outcome.fee_ppm > ch.fee_ppm:
+        decision = Decision.INCREASE_FEES
+    elif outcome.fee_ppm < ch.fee_ppm:
+        decision = Decision.DECREASE_FEES
+    else:
+        decision = Decision.NO_ACTION
+    suggestion = Suggestion(
+        fee_ppm=outcome.fee_ppm,
+        base_fee_msat=outcome.base_fee_msat,
+        inbound_fee_ppm=outcome.inbound_fee_ppm,
+        inbound_base_fee_msat=outcome.inbound_base_fee_msat,
+        htlc_max_msat=outcome.max_htlc_msat,
+    )
+    return Recommendation(
+        ch.channel_id,
+        ch.peer_id,
+        ch.peer_alias,
+        decision,
+        1.0,
+        composite,
+        scores,
+        results,
+        [outcome.reason],
+        suggestion,
+        rule=outcome.rule,
+    )
