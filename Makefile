@@ -64,7 +64,7 @@ test-app: link
 		DAZNODE_TEST_DB=$(DB) \
 		$$( [ "$(DB)" = postgres ] && echo LNBITS_DATABASE_URL=$$($(CURDIR)/scripts/pg.sh fresh daznode_test) ) \
 		$(CURDIR)/$(BIN)/python -m pytest -c $(CURDIR)/pyproject.toml --rootdir $(CURDIR) \
-		$(CURDIR)/tests/app -q
+		$(CURDIR)/tests/app -q --durations=5
 
 deps-browser:
 	@if [ ! -x $(CHROMIUM) ]; then \

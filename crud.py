@@ -451,7 +451,16 @@ async def forward_stats_by_channel(node_pubkey: str, since: int) -> dict[str, di
 
     def slot(cid: str) -> dict[str, int]:
         return stats.setdefault(
-            cid, {"out": 0, "in": 0, "volume_out": 0, "volume_in": 0, "fees": 0, "failed": 0}
+            cid,
+            {
+                "out": 0,
+                "in": 0,
+                "volume_out": 0,
+                "volume_in": 0,
+                "fees": 0,
+                "failed": 0,
+                "assisted": 0,
+            },
         )
 
     async with transaction() as tx:
@@ -468,12 +477,13 @@ async def forward_stats_by_channel(node_pubkey: str, since: int) -> dict[str, di
                 int(r["fees"]),
             )
         for r in await tx.rows(
-            "SELECT chan_in, COUNT(*) AS n, SUM(amt_in_msat) AS vol FROM daznode.forwards "
+            "SELECT chan_in, COUNT(*) AS n, SUM(amt_in_msat) AS vol, SUM(fee_msat) AS fees "
+            "FROM daznode.forwards "
             "WHERE node_pubkey = :pk AND ts >= :since AND status = 'settled' GROUP BY chan_in",
             {"pk": node_pubkey, "since": since},
         ):
             s = slot(r["chan_in"])
-            s["in"], s["volume_in"] = int(r["n"]), int(r["vol"])
+            s["in"], s["volume_in"], s["assisted"] = int(r["n"]), int(r["vol"]), int(r["fees"])
         for r in await tx.rows(
             "SELECT chan_out, COUNT(*) AS n FROM daznode.forwards "
             "WHERE node_pubkey = :pk AND ts >= :since AND status <> 'settled' "

@@ -184,6 +184,7 @@ def _window(stats: dict[str, dict[str, int]], channel_id: str, days: int) -> Flo
         volume_in_msat=s.get("volume_in", 0),
         fees_msat=s.get("fees", 0),
         failed_out=s.get("failed", 0),
+        assisted_fees_msat=s.get("assisted", 0),
     )
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from .heuristics import HEURISTICS, HeuristicResult
 from .metrics import ChannelMetrics, FlowWindow, NetworkContext
 from .profiles import Profile
-from .rules import Rule, RuleOutcome
+from .rules import Rule, RuleOutcome, apply_rule, first_match
 
 CLOSE_VBYTES = 170  # cooperative close, one P2WSH input, two outputs
 OPEN_VBYTES = 154  # funding transaction, one input, P2WSH output and change
@@ -164,13 +164,29 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
     if week.forwards_out == 0 and ratio > p.target_ratio and current:
         # Never a raise when nothing sells (capping at one step below the current fee even
         # when the model wanted a raise flipped a raise into a cut across ratio = target).
-        if False:
+        if target >= max(current):
             target = float(max(current))
-            reasons.append("no outbound forwards this week while liquidity is idle: no raise")
+            reasons.append("no outbound forwards this week while liquidity is idle: not raised")
         else:
             target = min(target, max(current) * (1 - p.max_step_down))
             reasons.append("no outbound forwards this week while liquidity is idle: cheaper")
-    floor = max(p.min_fee_ppm, round(max(refill_cost_ppm(c, net) for c in group) * p.refill_margin))
+    # Only liquidity that does not flow back on its own has to be bought back: scale the
+    # refill cost by the share of the week's outflow that inflow did not return.
+    full = max(refill_cost_ppm(c, net) for c in group) * p.refill_margin
+    # Without outflow, the balance says what needs refilling: all of it when depleted, none
+    # from the target ratio up, linear in between (a step at the target ratio turned a raise
+    # into a cut when one msat crossed it).
+    prior = max(0.0, min(1.0, (p.target_ratio - ratio) / (p.target_ratio - p.low_ratio)))
+    share = prior
+    if week.volume_out_msat:
+        share = (week.volume_out_msat - week.volume_in_msat) / week.volume_out_msat
+        share = max(0.0, min(1.0, share))
+    # A few sats of outflow say little about that share (1 sat out and 1 sat in made it 0,
+    # 1 sat out alone 1): below `full` sat of outflow it is blended with the prior, so one
+    # sat more or less forwarded moves the floor by at most 1 ppm.
+    weight = min(1.0, week.volume_out_msat / (full * 1000)) if full > 0 else 1.0
+    unreturned = weight * share + (1 - weight) * prior
+    floor = max(p.min_fee_ppm, round(full * unreturned))
     if floor > target:
         reasons.append(f"not below the refill-cost floor {floor} ppm (model: {round(target)} ppm)")
     target_ppm = round(min(p.max_fee_ppm, max(floor, target)))
@@ -189,6 +205,14 @@ def _fee_step(
     current = ch.fee_ppm
     if current is None:
         return Decision.NO_ACTION, None, ["our policy is unknown (private channel?)"]
+    if current > p.max_fee_ppm or current < p.min_fee_ppm:  # outside the admin's bounds
+        bounded = min(p.max_fee_ppm, max(p.min_fee_ppm, current))
+        decision = Decision.DECREASE_FEES if bounded < current else Decision.INCREASE_FEES
+        return (
+            decision,
+            bounded,
+            [f"fee {current} ppm is outside the profile's {p.min_fee_ppm}-{p.max_fee_ppm} ppm"],
+        )
     gap = t.target_ppm - current
     relative = gap / max(1, current)
     if abs(relative) < p.deadband or abs(gap) < p.min_fee_delta_ppm:
@@ -229,12 +253,19 @@ def _inbound(ch: ChannelMetrics, fee_ppm: int | None, p: Profile) -> int | None:
 
 def _htlc_max(ch: ChannelMetrics, p: Profile) -> int | None:
     """Announce a maximum the channel can actually carry when depleted, so senders do not
-    try amounts that would fail; the full capacity otherwise."""
+    try amounts that would fail; the full capacity otherwise. The depleted value is the
+    largest capacity / 2^k below 80 % of the local balance: it changes only when the balance
+    crosses a power of two, not with every forward (each change is a gossip update)."""
     if ch.local_policy is None:
         return None
-    if ch.local_ratio < p.low_ratio:
-        return max(ch.local_policy.htlc_min_msat, ch.local_msat * 8 // 10 // 1000 * 1000)
-    return ch.capacity_msat * 99 // 100
+    full = ch.capacity_msat * 99 // 100
+    if ch.local_ratio >= p.low_ratio:
+        return full
+    usable = ch.local_msat * 8 // 10
+    step = ch.capacity_msat
+    while step > usable and step > ch.local_policy.htlc_min_msat:
+        step //= 2
+    return max(ch.local_policy.htlc_min_msat, step // 1000 * 1000)
 
 
 def _rebalance_plan(
@@ -283,7 +314,9 @@ def _close_plan(ch: ChannelMetrics, net: NetworkContext, p: Profile) -> ClosePla
         return None
     month = ch.window(30)
     local_sat = ch.local_msat // 1000
-    earned_horizon = month.fees_msat / 1000 * p.close_horizon_days / 30
+    # What the channel earns includes fees on other channels for traffic it brought in.
+    earned_30d = month.fees_msat + month.assisted_fees_msat
+    earned_horizon = earned_30d / 1000 * p.close_horizon_days / 30
     elsewhere = local_sat * p.capital_return_pct / 100 * p.close_horizon_days / 365
     cost = (CLOSE_VBYTES + OPEN_VBYTES) * net.onchain_feerate_sat_vb
     gain = elsewhere - earned_horizon
@@ -291,7 +324,8 @@ def _close_plan(ch: ChannelMetrics, net: NetworkContext, p: Profile) -> ClosePla
         return None
     return ClosePlan(
         reason=(
-            f"earned {month.fees_msat // 1000:,} sat in 30 days; its {local_sat:,} sat of "
+            f"earned {earned_30d // 1000:,} sat in 30 days (own and assisted); its "
+            f"{local_sat:,} sat of "
             f"local balance would earn ~{int(elsewhere):,} sat at {p.capital_return_pct:g} %/year "
             f"over {p.close_horizon_days} days"
         ),
@@ -333,7 +367,15 @@ def evaluate_channel(
             composite,
             scores,
             results,
-            [close.reason, f"closing and reopening costs ~{close.close_and_reopen_cost_sat:,} sat"],
+            [
+                close.reason,
+                f"closing and reopening costs ~{close.close_and_reopen_cost_sat:,} sat",
+                *(
+                    []
+                    if ch.active
+                    else ["peer offline: a force close locks the funds for the CSV delay"]
+                ),
+            ],
             Suggestion(close=close, target_fee_ppm=target.target_ppm),
         )
     decision, fee, fee_reasons = _fee_step(ch, target, p)
@@ -392,22 +434,22 @@ def evaluate_node(
 ) -> list[Recommendation]:
     """Every channel in one pass. Channels to the same peer share a fee target; depleted
     channels are paired with saturated ones (other peers) as rebalance sources."""
-    if rules:  # rules are optional for the engine: import them only when given
-        from .rules import apply_rule, first_match
-
     groups: dict[str, list[ChannelMetrics]] = defaultdict(list)
     for ch in channels:
         groups[ch.peer_id].append(ch)
     targets = {peer: fee_target(group, net, p) for peer, group in groups.items()}
     sources = _rebalance_sources(channels, p)
+    spare = {s.channel_id: s.local_msat - int(p.target_ratio * s.capacity_msat) for s in sources}
     out: list[Recommendation] = []
     for ch in channels:
         rule = first_match(rules, ch, net) if rules else None
         if rule is not None:
             out.append(_from_rule(ch, net, p, apply_rule(rule, ch, net)))
             continue
-        source = next((s.channel_id for s in sources if s.peer_id != ch.peer_id), None)
-        rec = evaluate_channel(ch, net, p, targets[ch.peer_id], source)
+        rec = evaluate_channel(ch, net, p, targets[ch.peer_id])
+        plan = rec.suggested.rebalance
+        if plan is not None:
+            rec = _with_source(rec, plan, ch, sources, spare)
         if len(groups[ch.peer_id]) > 1:
             rec.reasons.append(
                 f"shares its fee target with {len(groups[ch.peer_id]) - 1} other channel(s) "
@@ -415,6 +457,28 @@ def evaluate_node(
             )
         out.append(rec)
     return out
+
+
+def _with_source(
+    rec: Recommendation,
+    plan: RebalancePlan,
+    ch: ChannelMetrics,
+    sources: list[ChannelMetrics],
+    spare: dict[str, int],
+) -> Recommendation:
+    """Give the plan the saturated channel (another peer's) with spare liquidity left after
+    the plans already served, so two plans never count on the same sats."""
+    need = plan.amount_sat * 1000
+    source = next(
+        (s for s in sources if s.peer_id != ch.peer_id and spare[s.channel_id] >= need), None
+    )
+    if source is None:
+        rec.reasons.append("no channel has enough spare liquidity to serve as the source")
+        return rec
+    spare[source.channel_id] -= need
+    rec.reasons.append(f"source: {source.channel_id} ({source.peer_alias or source.peer_id[:12]})")
+    suggested = replace(rec.suggested, rebalance=replace(plan, source_channel_id=source.channel_id))
+    return replace(rec, suggested=suggested)
 
 
 def _from_rule(

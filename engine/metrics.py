@@ -24,6 +24,7 @@ class FlowWindow:
     volume_in_msat: int = 0
     fees_msat: int = 0  # earned on forwards leaving through this channel
     failed_out: int = 0  # forwards that failed on this channel (when the backend reports them)
+    assisted_fees_msat: int = 0  # earned on other channels by forwards that came in here
 
 
 @dataclass(frozen=True, slots=True)

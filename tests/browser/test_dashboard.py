@@ -17,8 +17,13 @@ CHROMIUM = os.environ.get("DAZNODE_CHROMIUM", "/usr/bin/chromium")
 DOCS = REPO / "docs"
 # Flags for a sandboxed machine without network (see the machine notes in the README).
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -115,6 +120,43 @@ def test_page_updates_live_when_the_monitor_runs(page, server, admin):
     ):
         r = httpx.post(
             f"{server.url}/daznode/api/v1/monitor/run",
+            headers=admin.key_headers(admin=True),
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+
+
+def test_recommendations_profile_and_rules(page, server, admin):
+    recs = page.locator("tr[data-test^='rec-']")
+    expect(recs).to_have_count(12, timeout=30_000)
+    recs.first.click()
+    expect(page.get_by_test_id("reasons").first).to_be_visible()
+    card = page.get_by_test_id("recommendations")
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(DOCS / "recommendations.png"), full_page=True)
+
+    page.get_by_test_id("profile-select").click()
+    page.get_by_role("option", name="aggressive").click()
+    expect(card).to_contain_text("profile aggressive")
+
+    page.get_by_test_id("open-rules").click()
+    text = page.get_by_test_id("rules-text")
+    bad = '[{"name": "x", "when": "ratoi < 1", "action": {"type": "leave_alone"}}]'
+    text.fill(bad)
+    page.get_by_test_id("save-rules").click()
+    expect(page.get_by_test_id("rules-error")).to_contain_text("ratoi")
+    expect(text).to_have_value(bad)  # nothing typed is lost
+    text.fill('[{"name": "hands-off", "when": "always", "action": {"type": "leave_alone"}}]')
+    page.get_by_test_id("save-rules").click()
+    expect(page.get_by_test_id("rules-dialog")).to_be_hidden()
+    expect(card.locator("text=rule hands-off").first).to_be_visible()
+    expect(card.locator("text=rule hands-off")).to_have_count(12)
+
+    # Leave the shared server as we found it.
+    for path, body in (("/rules", []), ("/profile", {"name": "balanced"})):
+        r = httpx.put(
+            f"{server.url}/daznode/api/v1{path}",
+            json=body,
             headers=admin.key_headers(admin=True),
             timeout=30,
         )
