@@ -46,6 +46,7 @@ window.app = Vue.createApp({
       ],
       profileName: null,
       profileOptions: ['conservative', 'balanced', 'aggressive'],
+      profileDialog: {show: false, text: '', error: '', saving: false},
       rulesDialog: {show: false, text: '[]', error: '', chargelnd: '', unsupported: [], saving: false},
       settingsDialog: {show: false, data: {}, error: '', saving: false},
       socket: null,
@@ -140,6 +141,7 @@ window.app = Vue.createApp({
       }
     },
     async chooseProfile(name) {
+      if (!['conservative', 'balanced', 'aggressive'].includes(name)) return // the custom one is active
       try {
         await this.request('PUT', '/profile', {name}, true)
         Quasar.Notify.create({type: 'positive', message: `Profile ${name}`})
@@ -147,6 +149,29 @@ window.app = Vue.createApp({
       } catch (err) {
         LNbits.utils.notifyApiError(err)
         await this.loadProfile()
+      }
+    },
+    async openProfileEditor() {
+      try {
+        const {data} = await this.request('GET', '/profile/export?format=yaml', null, true)
+        this.profileDialog = {show: true, text: data, error: '', saving: false}
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    async saveProfileText() {
+      this.profileDialog.saving = true
+      try {
+        const {data} = await this.request('POST', '/profile/import?format=yaml', this.profileDialog.text, true)
+        this.profileDialog.show = false
+        this.profileName = data.active.name
+        if (!this.profileOptions.includes(data.active.name)) this.profileOptions.push(data.active.name)
+        Quasar.Notify.create({type: 'positive', message: `Profile ${data.active.name} saved`})
+        await this.loadRecs()
+      } catch (err) {
+        this.profileDialog.error = this.errorText(err) // the text stays as typed
+      } finally {
+        this.profileDialog.saving = false
       }
     },
     async openRules() {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -138,6 +139,22 @@ def test_recommendations_profile_and_rules(page, server, admin):
     page.get_by_test_id("profile-select").click()
     page.get_by_role("option", name="aggressive").click()
     expect(card).to_contain_text("profile aggressive")
+
+    page.get_by_test_id("open-profile").click()
+    profile = page.get_by_test_id("profile-text")
+    expect(profile).to_have_value(re.compile("deadband: 0.07"))  # aggressive, as YAML
+    yaml = profile.input_value()
+    profile.fill(yaml.replace("deadband: 0.07", "deadband: 9"))
+    page.get_by_test_id("save-profile").click()
+    expect(page.get_by_test_id("profile-error")).to_contain_text("deadband")
+    profile.fill(
+        yaml.replace("deadband: 0.07", "deadband: 0.12").replace(
+            'name: "aggressive"', 'name: "my-node"'
+        )
+    )
+    page.get_by_test_id("save-profile").click()
+    expect(page.get_by_test_id("profile-dialog")).to_be_hidden()
+    expect(card).to_contain_text("profile my-node")
 
     page.get_by_test_id("open-rules").click()
     text = page.get_by_test_id("rules-text")
