@@ -58,11 +58,13 @@ test-unit: $(VENV)/.installed
 
 # LNbits fixes its settings and database at import: one pytest process per database,
 # each on a fresh data folder (and a fresh PostgreSQL database).
+# RUN names the data folder and database, so two runs on one machine do not collide.
+RUN ?= $(DB)
 test-app: link
-	@rm -rf $(DATA)/test-$(DB) && mkdir -p $(DATA)/test-$(DB)
-	cd $(RUN_DIR) && env $(LNBITS_ENV) LNBITS_DATA_FOLDER=$(DATA)/test-$(DB) \
+	@rm -rf $(DATA)/test-$(RUN) && mkdir -p $(DATA)/test-$(RUN)
+	cd $(RUN_DIR) && env $(LNBITS_ENV) LNBITS_DATA_FOLDER=$(DATA)/test-$(RUN) \
 		DAZNODE_TEST_DB=$(DB) \
-		$$( [ "$(DB)" = postgres ] && echo LNBITS_DATABASE_URL=$$($(CURDIR)/scripts/pg.sh fresh daznode_test) ) \
+		$$( [ "$(DB)" = postgres ] && echo LNBITS_DATABASE_URL=$$($(CURDIR)/scripts/pg.sh fresh daznode_test_$(RUN)) ) \
 		$(CURDIR)/$(BIN)/python -m pytest -c $(CURDIR)/pyproject.toml --rootdir $(CURDIR) \
 		$(CURDIR)/tests/app -q --durations=5
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 import json
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -12,6 +16,8 @@ from typing import Any
 from lnbits.db import Database
 from sqlalchemy import text
 
+from .engine.changes import PolicyChange
+from .engine.execute import JournalItem
 from .engine.node_source import Channel, ForwardEvent, RoutingPolicy
 from .models import DaznodeSettings, ForwardOut, ForwardsPage, HistoryPoint
 
@@ -663,3 +669,392 @@ async def save_doc(doc_id: str, data: Any, now: int) -> None:
             """,
             {"id": doc_id, "data": json.dumps(data), "now": now},
         )
+
+
+# -- execution: proposed changes, audit -----------------------------------------------------
+
+
+def policy_to_json(policy: RoutingPolicy) -> str:
+    return json.dumps(asdict(policy))
+
+
+def policy_from_json(text: str) -> RoutingPolicy:
+    return RoutingPolicy(**json.loads(text))
+
+
+async def add_audit(now: int, actor: str, action: str, target: str = "", detail: str = "") -> None:
+    await db.execute(
+        "INSERT INTO daznode.audit (ts, actor, action, target, detail) "
+        "VALUES (:ts, :actor, :action, :target, :detail)",
+        {"ts": now, "actor": actor, "action": action, "target": target, "detail": detail[:2000]},
+    )
+
+
+async def audit_page(page: int, size: int) -> tuple[list[dict], int]:
+    async with transaction() as tx:
+        total = await tx.rows("SELECT COUNT(*) AS n FROM daznode.audit")
+        rows = await tx.rows(
+            "SELECT * FROM daznode.audit ORDER BY ts DESC, id DESC LIMIT :limit OFFSET :offset",
+            {"limit": size, "offset": (page - 1) * size},
+        )
+    return rows, int(total[0]["n"])
+
+
+async def create_change(row: dict) -> None:
+    """A proposal; a newer pending proposal for the same channel supersedes the older one."""
+    async with transaction() as tx:
+        await tx.run(
+            "UPDATE daznode.changes SET status = 'superseded', decided_at = :created_at "
+            "WHERE channel_id = :channel_id AND status = 'pending'",
+            row,
+        )
+        await tx.run(
+            """
+            INSERT INTO daznode.changes (id, created_at, channel_id, kind, status,
+                before_policy, after_policy, reasons, confidence, origin, validation)
+            VALUES (:id, :created_at, :channel_id, :kind, :status, :before_policy,
+                :after_policy, :reasons, :confidence, :origin, :validation)
+            """,
+            row,
+        )
+
+
+async def get_changes(status: str | None = None, limit: int = 500) -> list[dict]:
+    where = "WHERE status = :status" if status else ""
+    return [
+        dict(r)
+        for r in await db.fetchall(
+            f"SELECT * FROM daznode.changes {where} "  # noqa: S608
+            "ORDER BY created_at DESC, id LIMIT :limit",
+            {"status": status, "limit": limit},
+        )
+    ]
+
+
+async def get_changes_by_id(ids: list[str]) -> list[dict]:
+    if not ids:
+        return []
+    names = {f"id{i}": v for i, v in enumerate(ids)}
+    placeholders = ", ".join(f":{k}" for k in names)
+    rows = await db.fetchall(
+        f"SELECT * FROM daznode.changes WHERE id IN ({placeholders})",  # noqa: S608
+        names,
+    )
+    by_id = {r["id"]: dict(r) for r in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+async def set_change_status(
+    ids: list[str], status: str, now: int, actor: str | None, batch_id: str | None = None
+) -> None:
+    async with transaction() as tx:
+        await tx.run(
+            "UPDATE daznode.changes SET status = :status, decided_by = :actor, "
+            "decided_at = :now, batch_id = :batch WHERE id = :id",
+            [
+                {"status": status, "actor": actor, "now": now, "batch": batch_id, "id": i}
+                for i in ids
+            ],
+        )
+
+
+async def recent_policy_updates(since: int) -> list[tuple[str, int]]:
+    """Applied policy updates since `since`: what cooldowns and the gossip budget count."""
+    rows = await db.fetchall(
+        "SELECT channel_id, updated_at FROM daznode.batch_items "
+        "WHERE status IN ('APPLIED', 'RESTORED') AND updated_at >= :since",
+        {"since": since},
+    )
+    return [(r["channel_id"], int(r["updated_at"])) for r in rows]
+
+
+# -- execution: the batch journal on the database ------------------------------------------
+
+
+def _change_from_item(r: dict) -> PolicyChange:
+    return PolicyChange(
+        r["change_id"],
+        r["channel_id"],
+        policy_from_json(r["before_policy"]),
+        policy_from_json(r["after_policy"]),
+        r["reason"],
+    )
+
+
+class DbJournal:
+    """engine.execute.Journal on the extension's tables; every write commits before it
+    returns, so a crash leaves at most the item being sent in SENDING (reconciled later)."""
+
+    def __init__(self, actor: str, clock: Any = None):
+        self.actor = actor
+        self._clock = clock or (lambda: int(time.time()))
+
+    async def record_batch(self, batch_id: str, changes: Sequence[PolicyChange]) -> None:
+        now = self._clock()
+        async with transaction() as tx:
+            existing = await tx.rows(
+                "SELECT change_id, after_policy FROM daznode.batch_items "
+                "WHERE batch_id = :b ORDER BY position",
+                {"b": batch_id},
+            )
+            if existing:
+                same = [(r["change_id"], r["after_policy"]) for r in existing] == [
+                    (c.change_id, policy_to_json(c.after)) for c in changes
+                ]
+                if not same:
+                    raise ValueError(f"batch {batch_id} already recorded with other changes")
+                await tx.run(
+                    "UPDATE daznode.batches SET status = 'PENDING', detail = '', "
+                    "updated_at = :now WHERE id = :b",
+                    {"b": batch_id, "now": now},
+                )
+                return
+            await tx.run(
+                "INSERT INTO daznode.batches (id, created_at, created_by, status, detail, "
+                "updated_at) VALUES (:b, :now, :actor, 'PENDING', '', :now)",
+                {"b": batch_id, "now": now, "actor": self.actor},
+            )
+            await tx.run(
+                """
+                INSERT INTO daznode.batch_items (batch_id, change_id, position, channel_id,
+                    status, before_policy, after_policy, reason, updated_at)
+                VALUES (:b, :c, :pos, :ch, 'PENDING', :before, :after, :reason, :now)
+                """,
+                [
+                    {
+                        "b": batch_id,
+                        "c": c.change_id,
+                        "pos": i,
+                        "ch": c.channel_id,
+                        "before": policy_to_json(c.before),
+                        "after": policy_to_json(c.after),
+                        "reason": c.reason,
+                        "now": now,
+                    }
+                    for i, c in enumerate(changes)
+                ],
+            )
+
+    async def mark_sending(self, batch_id: str, change_id: str) -> None:
+        await self.mark_item(batch_id, change_id, "SENDING", None, None)
+
+    async def mark_item(
+        self,
+        batch_id: str,
+        change_id: str,
+        status: str,
+        readback: RoutingPolicy | None,
+        error: str | None,
+    ) -> None:
+        await db.execute(
+            "UPDATE daznode.batch_items SET status = :s, readback = :rb, error = :e, "
+            "updated_at = :now WHERE batch_id = :b AND change_id = :c",
+            {
+                "s": status,
+                "rb": policy_to_json(readback) if readback else None,
+                "e": error,
+                "now": self._clock(),
+                "b": batch_id,
+                "c": change_id,
+            },
+        )
+
+    async def mark_batch(self, batch_id: str, status: str, detail: str) -> None:
+        await db.execute(
+            "UPDATE daznode.batches SET status = :s, detail = :d, updated_at = :now WHERE id = :b",
+            {"s": status, "d": detail[:2000], "now": self._clock(), "b": batch_id},
+        )
+
+    async def items_in_state(self, state: str) -> list[tuple[str, PolicyChange]]:
+        rows = await db.fetchall(
+            "SELECT i.* FROM daznode.batch_items i JOIN daznode.batches b ON b.id = i.batch_id "
+            "WHERE i.status = :s ORDER BY b.created_at, i.position",
+            {"s": state},
+        )
+        return [(r["batch_id"], _change_from_item(dict(r))) for r in rows]
+
+    async def batch_items(self, batch_id: str) -> list[JournalItem]:
+        rows = await db.fetchall(
+            "SELECT * FROM daznode.batch_items WHERE batch_id = :b ORDER BY position",
+            {"b": batch_id},
+        )
+        return [
+            JournalItem(
+                r["batch_id"],
+                _change_from_item(dict(r)),
+                r["status"],
+                policy_from_json(r["readback"]) if r["readback"] else None,
+                r["error"],
+            )
+            for r in rows
+        ]
+
+    async def batches_in_state(self, status: str) -> list[str]:
+        rows = await db.fetchall(
+            "SELECT id FROM daznode.batches WHERE status = :s ORDER BY created_at, id",
+            {"s": status},
+        )
+        return [r["id"] for r in rows]
+
+
+async def get_batches(limit: int = 100) -> list[dict]:
+    return [
+        dict(r)
+        for r in await db.fetchall(
+            "SELECT * FROM daznode.batches ORDER BY created_at DESC, id LIMIT :n", {"n": limit}
+        )
+    ]
+
+
+async def get_batch(batch_id: str) -> dict | None:
+    row = await db.fetchone("SELECT * FROM daznode.batches WHERE id = :b", {"b": batch_id})
+    return dict(row) if row else None
+
+
+async def get_batch_items(batch_id: str) -> list[dict]:
+    return [
+        dict(r)
+        for r in await db.fetchall(
+            "SELECT * FROM daznode.batch_items WHERE batch_id = :b ORDER BY position",
+            {"b": batch_id},
+        )
+    ]
+
+
+# -- policy backups -----------------------------------------------------------------------
+
+
+def canonical_backup(policies: dict[str, dict]) -> tuple[str, str]:
+    """The backup's canonical JSON (sorted keys, no spaces) and its sha256."""
+    text = json.dumps(policies, sort_keys=True, separators=(",", ":"))
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def backup_policies(row: dict) -> dict[str, dict]:
+    """The policies of a stored backup; ValueError when it does not match its checksum."""
+    try:
+        text = row["data"]
+        if row["compressed"]:
+            text = gzip.decompress(base64.b64decode(text)).decode()
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"backup {row['id']} is unreadable: {exc}") from None
+    if hashlib.sha256(text.encode()).hexdigest() != row["checksum"]:
+        raise ValueError(f"backup {row['id']} does not match its checksum")
+    return json.loads(text)
+
+
+async def create_backup(policies: dict[str, dict], reason: str, now: int) -> int:
+    text, checksum = canonical_backup(policies)
+    async with transaction() as tx:
+        await tx.run(
+            "INSERT INTO daznode.backups (created_at, reason, channel_count, checksum, "
+            "compressed, data) VALUES (:now, :reason, :n, :sum, 0, :data)",
+            {"now": now, "reason": reason[:200], "n": len(policies), "sum": checksum, "data": text},
+        )
+        rows = await tx.rows(
+            "SELECT MAX(id) AS id FROM daznode.backups WHERE checksum = :sum", {"sum": checksum}
+        )
+    return int(rows[0]["id"])
+
+
+async def get_backups(limit: int = 200) -> list[dict]:
+    return [
+        dict(r)
+        for r in await db.fetchall(
+            "SELECT id, created_at, reason, channel_count, checksum, compressed "
+            "FROM daznode.backups ORDER BY created_at DESC, id DESC LIMIT :n",
+            {"n": limit},
+        )
+    ]
+
+
+async def get_backup(backup_id: int) -> dict | None:
+    row = await db.fetchone("SELECT * FROM daznode.backups WHERE id = :id", {"id": backup_id})
+    return dict(row) if row else None
+
+
+async def all_backups() -> list[dict]:
+    return [dict(r) for r in await db.fetchall("SELECT * FROM daznode.backups ORDER BY id")]
+
+
+async def tier_backups(now: int, compress_after_days: int, keep_days: int) -> tuple[int, int]:
+    """Compress backups past `compress_after_days`, delete those past `keep_days`.
+    Returns (compressed, deleted)."""
+    rows = await db.fetchall(
+        "SELECT id, data FROM daznode.backups WHERE compressed = 0 AND created_at < :t",
+        {"t": now - compress_after_days * DAY},
+    )
+    async with transaction() as tx:
+        for r in rows:
+            packed = base64.b64encode(gzip.compress(r["data"].encode())).decode()
+            await tx.run(
+                "UPDATE daznode.backups SET data = :d, compressed = 1 WHERE id = :id",
+                {"d": packed, "id": r["id"]},
+            )
+        before = await tx.rows("SELECT COUNT(*) AS n FROM daznode.backups")
+        await tx.run(
+            "DELETE FROM daznode.backups WHERE created_at < :t", {"t": now - keep_days * DAY}
+        )
+        after = await tx.rows("SELECT COUNT(*) AS n FROM daznode.backups")
+    return len(rows), int(before[0]["n"]) - int(after[0]["n"])
+
+
+# -- impact of applied changes ------------------------------------------------------------
+
+
+async def applied_items_to_evaluate(before: int) -> list[dict]:
+    """Items applied before `before` (their evaluation window has passed), still in place
+    and not measured yet."""
+    rows = await db.fetchall(
+        """
+        SELECT i.* FROM daznode.batch_items i
+        JOIN daznode.batches b ON b.id = i.batch_id
+        LEFT JOIN daznode.impact m ON m.batch_id = i.batch_id AND m.change_id = i.change_id
+        WHERE i.status = 'APPLIED' AND i.updated_at <= :before AND m.batch_id IS NULL
+        ORDER BY i.updated_at
+        """,
+        {"before": before},
+    )
+    return [dict(r) for r in rows]
+
+
+async def channels_updated_between(start: int, end: int) -> set[str]:
+    rows = await db.fetchall(
+        "SELECT DISTINCT channel_id FROM daznode.batch_items "
+        "WHERE status IN ('APPLIED', 'RESTORED') AND updated_at >= :a AND updated_at < :b",
+        {"a": start, "b": end},
+    )
+    return {r["channel_id"] for r in rows}
+
+
+async def outbound_flows(node_pubkey: str, start: int, end: int) -> dict[str, tuple[int, int, int]]:
+    """Per outgoing channel in [start, end): settled forwards, volume out and fees (msat)."""
+    rows = await db.fetchall(
+        "SELECT chan_out, COUNT(*) AS n, SUM(amt_out_msat) AS vol, SUM(fee_msat) AS fees "
+        "FROM daznode.forwards WHERE node_pubkey = :pk AND status = 'settled' "
+        "AND ts >= :a AND ts < :b GROUP BY chan_out",
+        {"pk": node_pubkey, "a": start, "b": end},
+    )
+    return {r["chan_out"]: (int(r["n"]), int(r["vol"]), int(r["fees"])) for r in rows}
+
+
+async def record_impact(row: dict) -> None:
+    await db.execute(
+        """
+        INSERT INTO daznode.impact (batch_id, change_id, channel_id, applied_at, evaluated_at,
+            outcome, rolled_back, verdict)
+        VALUES (:batch_id, :change_id, :channel_id, :applied_at, :evaluated_at, :outcome,
+            :rolled_back, :verdict)
+        ON CONFLICT (batch_id, change_id) DO NOTHING
+        """,
+        row,
+    )
+
+
+async def get_impacts(limit: int = 200) -> list[dict]:
+    return [
+        dict(r)
+        for r in await db.fetchall(
+            "SELECT * FROM daznode.impact ORDER BY evaluated_at DESC LIMIT :n", {"n": limit}
+        )
+    ]

@@ -145,3 +145,105 @@ async def _create_index(db, name: str, table: str, columns: str) -> None:
     # the connection's main database there, so the bare table name is the same table.
     target = table if db.type == "SQLITE" else f"daznode.{table}"
     await db.execute(f"CREATE INDEX {name} ON {target} ({columns});")
+
+
+async def m002_execution(db):
+    """Proposed changes (the approval queue), batches with their write-ahead journal, and the
+    audit log. Policies are stored as JSON objects of integer fields."""
+    await db.execute(
+        """
+        CREATE TABLE daznode.changes (
+            id TEXT PRIMARY KEY,
+            created_at BIGINT NOT NULL,
+            channel_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            before_policy TEXT NOT NULL,
+            after_policy TEXT NOT NULL,
+            reasons TEXT NOT NULL,
+            confidence REAL,
+            origin TEXT NOT NULL,
+            validation TEXT NOT NULL DEFAULT '[]',
+            decided_by TEXT,
+            decided_at BIGINT NOT NULL DEFAULT 0,
+            batch_id TEXT
+        );
+        """
+    )
+    await db.execute(
+        """
+        CREATE TABLE daznode.batches (
+            id TEXT PRIMARY KEY,
+            created_at BIGINT NOT NULL,
+            created_by TEXT NOT NULL,
+            status TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            updated_at BIGINT NOT NULL
+        );
+        """
+    )
+    await db.execute(
+        """
+        CREATE TABLE daznode.batch_items (
+            batch_id TEXT NOT NULL,
+            change_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            channel_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            before_policy TEXT NOT NULL,
+            after_policy TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            readback TEXT,
+            error TEXT,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (batch_id, change_id)
+        );
+        """
+    )
+    await db.execute(
+        f"""
+        CREATE TABLE daznode.audit (
+            id {db.serial_primary_key},
+            ts BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        """
+    )
+    # Versioned policy backups: the canonical JSON's sha256 is kept as stored, so a backup
+    # compressed later (data = base64 gzip) is verified against the same checksum.
+    await db.execute(
+        f"""
+        CREATE TABLE daznode.backups (
+            id {db.serial_primary_key},
+            created_at BIGINT NOT NULL,
+            reason TEXT NOT NULL,
+            channel_count INTEGER NOT NULL,
+            checksum TEXT NOT NULL,
+            compressed INTEGER NOT NULL DEFAULT 0,
+            data TEXT NOT NULL
+        );
+        """
+    )
+    await _create_index(db, "daznode_backups_created", "backups", "created_at")
+    # Did an applied change work? One measurement per applied item.
+    await db.execute(
+        """
+        CREATE TABLE daznode.impact (
+            batch_id TEXT NOT NULL,
+            change_id TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            applied_at BIGINT NOT NULL,
+            evaluated_at BIGINT NOT NULL,
+            outcome TEXT NOT NULL,
+            rolled_back INTEGER NOT NULL DEFAULT 0,
+            verdict TEXT NOT NULL,
+            PRIMARY KEY (batch_id, change_id)
+        );
+        """
+    )
+    await _create_index(db, "daznode_changes_status", "changes", "status, created_at")
+    await _create_index(db, "daznode_items_status", "batch_items", "status")
+    await _create_index(db, "daznode_audit_ts", "audit", "ts")

@@ -32,6 +32,12 @@ class DaznodeSettings(BaseModel):
         description="Demo node: graph snapshot to place it in (describegraph JSON or the "
         "CSV folder); empty = the bundled mainnet snapshot if found, else a generated one.",
     )
+    backup_compress_after_days: int = Field(
+        7, ge=1, le=365, description="Policy backups older than this are compressed."
+    )
+    backup_keep_days: int = Field(
+        90, ge=1, le=3650, description="Policy backups older than this are deleted."
+    )
     sim_channels: int = Field(12, ge=2, le=200, description="Demo node: channel count.")
     sim_seed: int = Field(42, ge=0, le=2**31 - 1, description="Demo node: random seed.")
 
@@ -42,6 +48,8 @@ class DaznodeSettings(BaseModel):
     def retention_tiers_in_order(cls, values: dict) -> dict:  # noqa: N805 - pydantic
         if values["hourly_retention_days"] * 24 <= values["raw_retention_hours"]:
             raise ValueError("hourly_retention_days must cover more time than raw_retention_hours")
+        if values["backup_keep_days"] <= values["backup_compress_after_days"]:
+            raise ValueError("backup_keep_days must be longer than backup_compress_after_days")
         daily = values["daily_retention_days"]
         if daily and daily <= values["hourly_retention_days"]:
             raise ValueError(
@@ -242,3 +250,114 @@ class ChargeLndImportOut(BaseModel):
     unsupported: list[str]
     notes: list[str]
     saved: bool
+
+
+class FieldDiff(BaseModel):
+    field: str
+    before: int | None
+    after: int | None
+
+
+class ChangeOut(BaseModel):
+    id: str
+    created_at: int
+    channel_id: str
+    kind: str
+    status: str = Field(
+        description="pending | approved | applied | failed | rolled_back | rejected | superseded"
+    )
+    before: Policy
+    after: Policy
+    diff: list[FieldDiff]
+    reasons: list[str]
+    confidence: float | None
+    origin: str
+    validation: list[str]
+    decided_by: str | None
+    decided_at: int
+    batch_id: str | None
+
+
+class ChangeIds(BaseModel):
+    ids: list[str] = Field(min_items=1, max_items=200)
+    reason: str = Field("", max_length=500)
+
+
+class ManualChange(BaseModel):
+    channel_id: str = Field(max_length=64)
+    fee_rate_ppm: int | None = Field(None, ge=0, le=100_000)
+    base_fee_msat: int | None = Field(None, ge=0, le=10_000_000)
+    inbound_fee_rate_ppm: int | None = Field(None, ge=-100_000, le=0)
+    inbound_base_fee_msat: int | None = Field(None, ge=-10_000_000, le=0)
+    htlc_max_msat: int | None = Field(None, ge=1)
+    cltv_delta: int | None = Field(None, ge=18, le=2016)
+
+    class Config:
+        extra = Extra.forbid
+
+
+class PreviewOut(BaseModel):
+    channel_id: str
+    before: Policy
+    after: Policy
+    diff: list[FieldDiff]
+    ok: bool
+    reasons: list[str]
+    checks: list[str]
+
+
+class ApplyOut(BaseModel):
+    batch_id: str | None
+    status: str
+    detail: str
+    rejected: dict[str, list[str]]
+
+
+class BatchItemOut(BaseModel):
+    change_id: str
+    channel_id: str
+    status: str
+    before: Policy
+    after: Policy
+    readback: Policy | None
+    error: str | None
+    updated_at: int
+
+
+class BatchOut(BaseModel):
+    id: str
+    created_at: int
+    created_by: str
+    status: str
+    detail: str
+    updated_at: int
+    items: list[BatchItemOut] = []
+
+
+class AuditOut(BaseModel):
+    ts: int
+    actor: str
+    action: str
+    target: str
+    detail: str
+
+
+class AuditPage(BaseModel):
+    data: list[AuditOut]
+    total: int
+    page: int
+    size: int
+
+
+class BackupOut(BaseModel):
+    id: int
+    created_at: int
+    reason: str
+    channel_count: int
+    checksum: str
+    compressed: bool
+
+
+class BackupCheck(BaseModel):
+    checked: int
+    corrupt: list[int]

@@ -21,6 +21,7 @@ from loguru import logger
 
 from .crud import (
     get_forward_cursor,
+    get_monitor_state,
     get_settings,
     release_lease,
     roll_up,
@@ -31,7 +32,14 @@ from .crud import (
 )
 from .engine.backoff import backoff_seconds
 from .engine.node_source import NodeSource, NodeSourceError
-from .services import get_backend, refresh_network_context
+from .execution import (
+    evaluate_applied_changes,
+    maintain_backups,
+    notify,
+    propose,
+    reconcile_journal,
+)
+from .services import evaluate, get_backend, refresh_network_context
 
 HOLDER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 NODE_CALL_TIMEOUT = 60.0
@@ -48,6 +56,7 @@ class Runtime:
     state: str = "starting"  # starting | running | standby | failing
     leader: bool = False
     failures: int = 0
+    reconciled: bool = False  # the journal was reconciled since this process took the lease
 
 
 runtime = Runtime()
@@ -82,7 +91,7 @@ async def run_monitor_cycle() -> float:
         interval = cfg.monitor_interval_seconds
         now = int(time.time())
         if not await try_acquire_lease(HOLDER_ID, now, ttl=max(30, 3 * interval)):
-            runtime.state, runtime.leader = "standby", False
+            runtime.state, runtime.leader, runtime.reconciled = "standby", False, False
             return float(interval)
         runtime.leader = True
         started = time.perf_counter()
@@ -94,7 +103,12 @@ async def run_monitor_cycle() -> float:
             await store_channels_snapshot(channels, now)
             new = await _ingest_forwards(source, info.pubkey, now)
             await roll_up(now, cfg)
+            await maintain_backups(now, cfg.backup_compress_after_days, cfg.backup_keep_days)
             await refresh_network_context(source, info.pubkey, now)
+            if not runtime.reconciled:  # first pass as leader: settle what a crash left
+                for note in await reconcile_journal(source):
+                    logger.warning(f"daznode: journal reconciled: {note}")
+                runtime.reconciled = True
         except (NodeSourceError, asyncio.TimeoutError, ValueError, OSError) as exc:
             return await _record_failure(_describe(exc), now, interval)
         except Exception as exc:  # never let a bug stop the monitor or reach LNbits
@@ -115,8 +129,21 @@ async def run_monitor_cycle() -> float:
             last_rollup=now,
         )
         logger.debug(f"daznode: monitor {len(channels)} channels, {new} new forwards")
+        await _propose(now)
         await _notify_pages(now)
         return float(interval)
+
+
+async def _propose(now: int) -> None:
+    """Recommendations -> proposals (approve mode) or applied changes (auto mode). A failure
+    here is Daznode's, not the node's: logged, and the monitor carries on."""
+    try:
+        state = await get_monitor_state()
+        await evaluate_applied_changes(state.get("node_pubkey") or "", now)
+        recs, _profile, _net = await evaluate(now)
+        await propose(recs, now)
+    except Exception:
+        logger.exception("daznode: proposing changes failed")
 
 
 def _describe(exc: BaseException) -> str:
@@ -130,6 +157,12 @@ async def _record_failure(message: str, now: int, interval: int) -> float:
     runtime.failures += 1
     delay = backoff_seconds(runtime.failures, interval, cap=MAX_BACKOFF_SECONDS)
     logger.warning(f"daznode: monitor failed ({runtime.failures}x): {message}")
+    if runtime.failures in (1, 10, 100):  # the first failure, then rarely: no alert storm
+        await notify(
+            "node_unreachable",
+            f"Node not answering ({runtime.failures}x)",
+            {"error": message[:300], "next_try_in_s": int(delay)},
+        )
     await update_monitor_state(
         last_run=now,
         last_error=message[:500],

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict, dataclass, replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,23 +28,41 @@ from lnbits.settings import settings as lnbits_settings
 from pydantic import ValidationError
 
 from .crud import (
+    add_audit,
+    all_backups,
+    audit_page,
+    backup_policies,
     channel_history,
     count_rows,
+    create_backup,
+    create_change,
     forward_stats_by_channel,
     forwards_page,
+    get_backup,
+    get_backups,
+    get_batch,
+    get_batch_items,
+    get_batches,
+    get_changes,
+    get_changes_by_id,
     get_channel,
     get_channels,
     get_forward_cursor,
+    get_impacts,
     get_lease,
     get_monitor_state,
     get_settings,
+    policy_to_json,
+    recent_policy_updates,
     save_doc,
     save_settings,
+    set_change_status,
 )
+from .engine.changes import POLICY_FIELDS, PolicyChange
 from .engine.chargelnd import import_chargelnd
 from .engine.decide import Decision, Recommendation
 from .engine.graph_io import GraphFormatError, load_graph
-from .engine.node_source import BLOCKS_PER_DAY, normalize_channel_id
+from .engine.node_source import BLOCKS_PER_DAY, RoutingPolicy, normalize_channel_id
 from .engine.profiles import (
     BUILTIN,
     ProfileError,
@@ -52,14 +71,34 @@ from .engine.profiles import (
     profile_to_yaml,
 )
 from .engine.rules import RuleError, parse_rules, rules_to_doc
+from .engine.validate import UpdateLog, ValidationConfigError, validate_policy_change
+from .execution import (
+    apply_changes,
+    execution_settings_from_dict,
+    export_backup,
+    load_execution_settings,
+    parse_backup_export,
+    rollback,
+)
 from .models import (
+    ApplyOut,
+    AuditOut,
+    AuditPage,
+    BackupCheck,
+    BackupOut,
+    BatchItemOut,
+    BatchOut,
+    ChangeIds,
+    ChangeOut,
     ChannelHistory,
     ChannelOut,
     ChargeLndImportOut,
     DaznodeSettings,
     ForwardsPage,
+    ManualChange,
     NodeOut,
     Policy,
+    PreviewOut,
     ProfileOut,
     RecommendationOut,
     RecommendationsOut,
@@ -553,3 +592,339 @@ async def api_import_chargelnd(
         notes=imported.notes,
         saved=saved,
     )
+
+
+# -- execution: settings, approvals, batches, audit -------------------------------------------
+
+
+def _actor(caller: Caller) -> str:
+    return f"admin {caller.user_id[:8]}"
+
+
+@daznode_api_router.get("/execution", summary="Execution mode, bounds and pins (admins)")
+async def api_get_execution(_: Admin) -> dict:
+    return (await load_execution_settings()).to_dict()
+
+
+@daznode_api_router.put(
+    "/execution",
+    summary="Change the execution mode, bounds and per-channel pins (admins)",
+    description='{"mode": "observe|approve|auto", "min_confidence": 0.5, "bounds": {...}, '
+    '"overrides": [{"channel_id": "...", "pinned": true}]}; fields left out keep their value.',
+)
+async def api_put_execution(caller: Admin, body: Annotated[Any, Body()] = None) -> dict:
+    if not isinstance(body, dict):
+        raise HTTPException(HTTPStatus.BAD_REQUEST, "Send a JSON object of execution settings.")
+    current = (await load_execution_settings()).to_dict()
+    merged = {**current, **body}
+    if isinstance(body.get("bounds"), dict):
+        merged["bounds"] = {**current["bounds"], **body["bounds"]}
+    try:
+        new = execution_settings_from_dict(merged)
+    except ValidationConfigError as exc:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    now = int(time.time())
+    await save_doc("execution", new.to_dict(), now)
+    await add_audit(now, _actor(caller), "execution settings", "", json.dumps(body)[:2000])
+    return new.to_dict()
+
+
+def _diff(before: dict, after: dict) -> list[dict]:
+    return [
+        {"field": k, "before": before.get(k), "after": after.get(k)}
+        for k in POLICY_FIELDS
+        if before.get(k) != after.get(k)
+    ]
+
+
+def _change_out(row: dict) -> ChangeOut:
+    before, after = json.loads(row["before_policy"]), json.loads(row["after_policy"])
+    return ChangeOut(
+        id=row["id"],
+        created_at=row["created_at"],
+        channel_id=row["channel_id"],
+        kind=row["kind"],
+        status=row["status"],
+        before=before,
+        after=after,
+        diff=_diff(before, after),
+        reasons=json.loads(row["reasons"]),
+        confidence=row["confidence"],
+        origin=row["origin"],
+        validation=json.loads(row["validation"]),
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        batch_id=row["batch_id"],
+    )
+
+
+CHANGE_STATUSES = (
+    "pending",
+    "approved",
+    "applied",
+    "failed",
+    "rolled_back",
+    "rejected",
+    "superseded",
+)
+
+
+@daznode_api_router.get(
+    "/changes", response_model=list[ChangeOut], summary="Proposed changes, newest first (admins)"
+)
+async def api_changes(
+    _: Admin, status: Annotated[str | None, Query(description=" | ".join(CHANGE_STATUSES))] = None
+) -> list[ChangeOut]:
+    if status is not None and status not in CHANGE_STATUSES:
+        raise HTTPException(
+            HTTPStatus.BAD_REQUEST, f"status must be one of {', '.join(CHANGE_STATUSES)}."
+        )
+    return [_change_out(r) for r in await get_changes(status)]
+
+
+async def _manual_change(body: ManualChange) -> tuple[PolicyChange, Any]:
+    row = await _known_channel(body.channel_id)
+    if not row["local_policy"]:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, "Our policy on this channel is unknown.")
+    before = RoutingPolicy(**row["local_policy"])
+    wanted = body.dict(exclude_none=True, exclude={"channel_id"})
+    if not wanted:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, "Say what to change (e.g. fee_rate_ppm).")
+    after = replace(before, **wanted)
+    change = PolicyChange(uuid.uuid4().hex[:16], row["channel_id"], before, after, "manual")
+    cfg = await load_execution_settings()
+    now = int(time.time())
+    since = now - max(86400, cfg.bounds.cooldown_seconds)
+    log = UpdateLog(tuple(await recent_policy_updates(since)))
+    verdict = validate_policy_change(
+        change, cfg.bounds, cfg.overrides.get(change.channel_id), log, now
+    )
+    return change, verdict
+
+
+@daznode_api_router.post(
+    "/changes/preview",
+    response_model=PreviewOut,
+    summary="Dry run: the exact before/after policy and what validation says (admins)",
+)
+async def api_preview_change(_: Admin, body: ManualChange) -> PreviewOut:
+    change, verdict = await _manual_change(body)
+    before, after = asdict(change.before), asdict(change.after)
+    return PreviewOut(
+        channel_id=change.channel_id,
+        before=before,
+        after=after,
+        diff=_diff(before, after),
+        ok=verdict.ok,
+        reasons=list(verdict.reasons),
+        checks=list(verdict.checks),
+    )
+
+
+@daznode_api_router.post(
+    "/changes", response_model=ChangeOut, summary="Propose a change by hand (admins)"
+)
+async def api_create_change(caller: Admin, body: ManualChange) -> ChangeOut:
+    change, verdict = await _manual_change(body)
+    if not verdict.ok:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, "; ".join(verdict.reasons))
+    now = int(time.time())
+    row = {
+        "id": change.change_id,
+        "created_at": now,
+        "channel_id": change.channel_id,
+        "kind": "policy",
+        "status": "pending",
+        "before_policy": policy_to_json(change.before),
+        "after_policy": policy_to_json(change.after),
+        "reasons": json.dumps([f"proposed by hand by {_actor(caller)}"]),
+        "confidence": None,
+        "origin": "manual",
+        "validation": json.dumps(list(verdict.checks)),
+    }
+    await create_change(row)
+    await add_audit(now, _actor(caller), "proposed", change.channel_id, row["after_policy"])
+    return _change_out((await get_changes_by_id([change.change_id]))[0])
+
+
+@daznode_api_router.post(
+    "/changes/approve",
+    response_model=ApplyOut,
+    summary="Approve pending changes and apply them as one batch (admins)",
+)
+async def api_approve(caller: Admin, body: ChangeIds) -> ApplyOut:
+    try:
+        outcome = await apply_changes(body.ids, _actor(caller))
+    except ValueError as exc:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    except RuntimeError as exc:
+        raise HTTPException(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+    return ApplyOut(**asdict(outcome))
+
+
+@daznode_api_router.post(
+    "/changes/reject", response_model=list[ChangeOut], summary="Reject pending changes (admins)"
+)
+async def api_reject(caller: Admin, body: ChangeIds) -> list[ChangeOut]:
+    rows = await get_changes_by_id(body.ids)
+    bad = sorted(set(body.ids) - {r["id"] for r in rows if r["status"] == "pending"})
+    if bad:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, f"not pending or unknown: {', '.join(bad)}")
+    now = int(time.time())
+    await set_change_status(body.ids, "rejected", now, _actor(caller))
+    for r in rows:
+        await add_audit(now, _actor(caller), "rejected", r["channel_id"], body.reason)
+    return [_change_out(r) for r in await get_changes_by_id(body.ids)]
+
+
+def _batch_out(row: dict, items: list[dict]) -> BatchOut:
+    return BatchOut(
+        **row,
+        items=[
+            BatchItemOut(
+                change_id=i["change_id"],
+                channel_id=i["channel_id"],
+                status=i["status"],
+                before=json.loads(i["before_policy"]),
+                after=json.loads(i["after_policy"]),
+                readback=json.loads(i["readback"]) if i["readback"] else None,
+                error=i["error"],
+                updated_at=i["updated_at"],
+            )
+            for i in items
+        ],
+    )
+
+
+@daznode_api_router.get(
+    "/batches", response_model=list[BatchOut], summary="Applied batches, newest first (admins)"
+)
+async def api_batches(_: Admin) -> list[BatchOut]:
+    return [_batch_out(b, await get_batch_items(b["id"])) for b in await get_batches()]
+
+
+@daznode_api_router.post(
+    "/batches/{batch_id}/rollback",
+    response_model=BatchOut,
+    summary="Roll back a batch, or some of its channels (admins)",
+)
+async def api_rollback(
+    batch_id: str, caller: Admin, body: Annotated[Any, Body()] = None
+) -> BatchOut:
+    channel_ids = (body or {}).get("channel_ids") if isinstance(body, dict) else None
+    if channel_ids is not None and not (
+        isinstance(channel_ids, list) and all(isinstance(c, str) for c in channel_ids)
+    ):
+        raise HTTPException(HTTPStatus.BAD_REQUEST, "channel_ids: expected a list of ids")
+    try:
+        result = await rollback(batch_id, channel_ids, _actor(caller))
+    except LookupError as exc:
+        raise HTTPException(HTTPStatus.NOT_FOUND, str(exc).strip("'\"")) from None
+    except ValueError as exc:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    except RuntimeError as exc:
+        raise HTTPException(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+    row = await get_batch(result.batch_id)
+    return _batch_out(row, await get_batch_items(result.batch_id))
+
+
+@daznode_api_router.get("/audit", response_model=AuditPage, summary="Audit log (admins)")
+async def api_audit(
+    _: Admin,
+    page: Annotated[int, Query(ge=1)] = 1,
+    size: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> AuditPage:
+    rows, total = await audit_page(page, size)
+    return AuditPage(
+        data=[AuditOut(**{k: r[k] for k in AuditOut.__fields__}) for r in rows],
+        total=total,
+        page=page,
+        size=size,
+    )
+
+
+# -- backups ------------------------------------------------------------------------------
+
+
+@daznode_api_router.get(
+    "/backups", response_model=list[BackupOut], summary="Policy backups, newest first (admins)"
+)
+async def api_backups(_: Admin) -> list[BackupOut]:
+    return [BackupOut(**{**r, "compressed": bool(r["compressed"])}) for r in await get_backups()]
+
+
+@daznode_api_router.get(
+    "/backups/check", response_model=BackupCheck, summary="Verify every backup's sha256 (admins)"
+)
+async def api_check_backups(_: Admin) -> BackupCheck:
+    rows = await all_backups()
+    corrupt = []
+    for row in rows:
+        try:
+            backup_policies(row)
+        except ValueError:
+            corrupt.append(row["id"])
+    return BackupCheck(checked=len(rows), corrupt=corrupt)
+
+
+@daznode_api_router.get("/backups/{backup_id}/export", summary="Download a backup as JSON (admins)")
+async def api_export_backup(backup_id: int, _: Admin) -> Response:
+    row = await get_backup(backup_id)
+    if row is None:
+        raise HTTPException(HTTPStatus.NOT_FOUND, f"No backup {backup_id}.")
+    try:
+        doc = export_backup(row)
+    except ValueError as exc:
+        raise HTTPException(HTTPStatus.CONFLICT, str(exc)) from None
+    disposition = f'attachment; filename="daznode-backup-{backup_id}.json"'
+    return Response(
+        json.dumps(doc, indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": disposition},
+    )
+
+
+@daznode_api_router.post(
+    "/backups/import", response_model=BackupOut, summary="Upload an exported backup (admins)"
+)
+async def api_import_backup(caller: Admin, body: Annotated[Any, Body()] = None) -> BackupOut:
+    try:
+        policies, reason = parse_backup_export(body)
+    except ValueError as exc:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    now = int(time.time())
+    backup_id = await create_backup(policies, f"imported: {reason}"[:200], now)
+    await add_audit(now, _actor(caller), "backup imported", str(backup_id), reason)
+    row = await get_backup(backup_id)
+    return BackupOut(
+        **{k: row[k] for k in BackupOut.__fields__ if k != "compressed"},
+        compressed=bool(row["compressed"]),
+    )
+
+
+@daznode_api_router.get(
+    "/impact",
+    summary="Measured effect of applied changes, newest first (admins)",
+    description="Each applied change is measured once its evaluation window has passed: "
+    "earnings per day against its own baseline, adjusted by the untouched channels. "
+    "outcome: improved | neutral | hurt | inconclusive; rolled_back: undone automatically.",
+)
+async def api_impact(_: Admin) -> list[dict]:
+    return [
+        {
+            **{
+                k: r[k]
+                for k in (
+                    "batch_id",
+                    "change_id",
+                    "channel_id",
+                    "applied_at",
+                    "evaluated_at",
+                    "outcome",
+                )
+            },
+            "rolled_back": bool(r["rolled_back"]),
+            "verdict": json.loads(r["verdict"]),
+        }
+        for r in await get_impacts()
+    ]

@@ -46,6 +46,19 @@ window.app = Vue.createApp({
       ],
       profileName: null,
       profileOptions: ['conservative', 'balanced', 'aggressive'],
+      execution: {mode: 'approve'},
+      pendingChanges: [],
+      selectedChanges: [],
+      batches: [],
+      impacts: [],
+      applying: false,
+      changeColumns: [
+        {name: 'channel', label: 'Channel', align: 'left', field: 'channel_id'},
+        {name: 'diff', label: 'Change', align: 'left', field: 'diff'},
+        {name: 'origin', label: 'From', align: 'left', field: 'origin'},
+        {name: 'confidence', label: 'Confidence', align: 'right', field: r => (r.confidence === null ? '-' : Math.round(r.confidence * 100) + ' %')},
+        {name: 'why', label: 'Why', align: 'left', field: 'reasons'}
+      ],
       profileDialog: {show: false, text: '', error: '', saving: false},
       rulesDialog: {show: false, text: '[]', error: '', chargelnd: '', unsupported: [], saving: false},
       settingsDialog: {show: false, data: {}, error: '', saving: false},
@@ -110,6 +123,7 @@ window.app = Vue.createApp({
         if (this.status.last_success) {
           this.node = (await this.request('GET', '/node')).data
           await this.loadRecs()
+          if (this.isAdmin) await this.loadApprovals()
         }
       } catch (err) {
         this.loadError = this.errorText(err)
@@ -150,6 +164,75 @@ window.app = Vue.createApp({
         LNbits.utils.notifyApiError(err)
         await this.loadProfile()
       }
+    },
+    async loadApprovals() {
+      try {
+        const [settings, pending, batches, impacts] = await Promise.all([
+          this.request('GET', '/execution', null, true),
+          this.request('GET', '/changes?status=pending', null, true),
+          this.request('GET', '/batches', null, true),
+          this.request('GET', '/impact', null, true)
+        ])
+        this.impacts = impacts.data.slice(0, 10)
+        this.execution = settings.data
+        this.pendingChanges = pending.data
+        const ids = new Set(pending.data.map(c => c.id))
+        this.selectedChanges = this.selectedChanges.filter(c => ids.has(c.id))
+        this.batches = batches.data.slice(0, 10)
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    async setMode(mode) {
+      try {
+        await this.request('PUT', '/execution', {mode}, true)
+        Quasar.Notify.create({type: 'positive', message: `Mode: ${mode}`})
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+      await this.loadApprovals()
+    },
+    async approveSelected() {
+      this.applying = true
+      try {
+        const ids = this.selectedChanges.map(c => c.id)
+        const {data} = await this.request('POST', '/changes/approve', {ids}, true)
+        const rejected = Object.values(data.rejected).flat()
+        Quasar.Notify.create({
+          type: data.status === 'SUCCESS' ? 'positive' : 'warning',
+          message: `Batch ${data.status.toLowerCase()}` + (data.detail ? `: ${data.detail}` : ''),
+          caption: rejected.join('; ')
+        })
+        this.selectedChanges = []
+        await this.request('POST', '/monitor/run', null, true) // read the node back now
+        await this.refresh()
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      } finally {
+        this.applying = false
+      }
+    },
+    async rejectSelected() {
+      try {
+        await this.request('POST', '/changes/reject', {ids: this.selectedChanges.map(c => c.id), reason: 'rejected on the page'}, true)
+        this.selectedChanges = []
+        await this.loadApprovals()
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    async rollbackBatch(batch) {
+      try {
+        const {data} = await this.request('POST', `/batches/${batch.id}/rollback`, {}, true)
+        Quasar.Notify.create({type: data.status === 'ROLLED_BACK' ? 'positive' : 'warning', message: `Roll back: ${data.status.toLowerCase()}`, caption: data.detail})
+        await this.request('POST', '/monitor/run', null, true)
+        await this.refresh()
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    batchColor(status) {
+      return {SUCCESS: 'green', ROLLED_BACK: 'blue-grey', FAILED: 'red', PARTIAL: 'orange', PENDING: 'grey'}[status] || 'grey'
     },
     async openProfileEditor() {
       try {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.bootstrap import create_admin
-from tests.support.live import REPO, LiveLnbits
+from tests.support.live import LiveLnbits, fresh_database
 
 API = "/daznode/api/v1"
 HOUR, DAY = 3600, 86400
@@ -162,12 +161,7 @@ async def test_failing_node_is_reported_backed_off_and_recovers(client, admin, t
 
 
 def _database_url(name: str) -> str | None:
-    if os.environ.get("DAZNODE_TEST_DB") != "postgres":
-        return None
-    out = subprocess.run(
-        [str(REPO / "scripts" / "pg.sh"), "fresh", name], check=True, capture_output=True, text=True
-    )
-    return out.stdout.strip().splitlines()[-1]
+    return fresh_database(name)
 
 
 def _call(url: str, method: str, path: str, account=None, admin=True) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from tests.fakes import cln_server, lnd_server
 from tests.fakes.cln_server import FakeLightningd
 from tests.fakes.lnd_server import FakeLndServer, FakePolicy
 from tests.support.bootstrap import Account, create_admin
-from tests.support.live import REPO, LiveLnbits
+from tests.support.live import LiveLnbits, fresh_database
 
 API = "/daznode/api/v1"
 DAY = 86_400
@@ -49,19 +48,7 @@ def _fresh_data_folder(name: str) -> Path:
 
 
 def _fresh_database(name: str) -> str | None:
-    if os.environ.get("DAZNODE_TEST_DB") != "postgres":
-        return None
-    out = subprocess.run(
-        [str(REPO / "scripts" / "pg.sh"), "fresh", name],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    url = out.stdout.strip().splitlines()[-1]
-    assert url.startswith("postgres://"), out.stdout
-    return url
+    return fresh_database(name)
 
 
 def _live(name: str, db_name: str, funding_env: dict[str, str]) -> LiveLnbits:

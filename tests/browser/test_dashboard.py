@@ -178,3 +178,31 @@ def test_recommendations_profile_and_rules(page, server, admin):
             timeout=30,
         )
         assert r.status_code == 200, r.text
+
+
+def test_approve_a_change_and_see_it_on_the_node(page, server, admin):
+    h = admin.key_headers(admin=True)
+    channels = httpx.get(f"{server.url}/daznode/api/v1/channels", headers=h, timeout=30).json()
+    ch = sorted(channels, key=lambda c: c["channel_id"])[-1]
+    fee = ch["local_policy"]["fee_rate_ppm"]
+    wanted = fee + max(10, fee // 5)
+    r = httpx.post(
+        f"{server.url}/daznode/api/v1/changes",
+        headers=h,
+        timeout=30,
+        json={"channel_id": ch["channel_id"], "fee_rate_ppm": wanted},
+    )
+    assert r.status_code == 200, r.text
+    change_id = r.json()["id"]
+    page.reload()
+    pending = page.get_by_test_id("pending-table")
+    row = pending.locator("tr", has_text=ch["channel_id"])
+    expect(row).to_contain_text(f"fee_rate_ppm: {fee} → {wanted}")
+    row.locator(".q-checkbox").first.click()
+    page.get_by_test_id("approve").click()
+    channel_row = page.locator(f"tr[data-test='channel-{ch['channel_id']}']")
+    expect(channel_row).to_contain_text(f"{wanted} ppm", timeout=30_000)
+    expect(page.get_by_test_id("batches")).to_contain_text("SUCCESS")
+    page.screenshot(path=str(DOCS / "approvals.png"), full_page=True)
+    changes = httpx.get(f"{server.url}/daznode/api/v1/changes", headers=h, timeout=30).json()
+    assert next(c for c in changes if c["id"] == change_id)["status"] == "applied"

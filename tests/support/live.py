@@ -24,8 +24,14 @@ def free_port() -> int:
 class LiveLnbits:
     """`lnbits` started in its own process group, so stop() ends it and its worker child."""
 
-    def __init__(self, data_folder: Path, *, database_url: str | None = None,
-                 extra_env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(
+        self,
+        data_folder: Path,
+        *,
+        database_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        port: int | None = None,
+    ):
         self.data_folder = data_folder
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,7 +57,10 @@ class LiveLnbits:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [str(lnbits_bin), "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=run_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=run_dir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -84,3 +93,20 @@ class LiveLnbits:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def fresh_database(name: str) -> str | None:
+    """A fresh PostgreSQL database for a live server when the run is on PostgreSQL (None on
+    SQLite). The name carries the run's data folder, so concurrent runs never share one."""
+    if os.environ.get("DAZNODE_TEST_DB") != "postgres":
+        return None
+    run = Path(os.environ["LNBITS_DATA_FOLDER"]).name.replace("-", "_")
+    out = subprocess.run(
+        [str(REPO / "scripts" / "pg.sh"), "fresh", f"{name}_{run}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return out.stdout.strip().splitlines()[-1]
