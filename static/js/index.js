@@ -59,6 +59,7 @@ window.app = Vue.createApp({
         {name: 'confidence', label: 'Confidence', align: 'right', field: r => (r.confidence === null ? '-' : Math.round(r.confidence * 100) + ' %')},
         {name: 'why', label: 'Why', align: 'left', field: 'reasons'}
       ],
+      limitsDialog: {show: false, data: null, pinned: '', excluded: '', error: '', saving: false},
       profileDialog: {show: false, text: '', error: '', saving: false},
       rulesDialog: {show: false, text: '[]', error: '', chargelnd: '', unsupported: [], saving: false},
       settingsDialog: {show: false, data: {}, error: '', saving: false},
@@ -181,6 +182,35 @@ window.app = Vue.createApp({
         this.batches = batches.data.slice(0, 10)
       } catch (err) {
         LNbits.utils.notifyApiError(err)
+      }
+    },
+    async openLimits() {
+      try {
+        const {data} = await this.request('GET', '/execution', null, true)
+        const ids = flag => data.overrides.filter(o => o[flag]).map(o => o.channel_id).join(', ')
+        this.limitsDialog = {show: true, data, pinned: ids('pinned'), excluded: ids('excluded'), error: '', saving: false}
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    async saveLimits() {
+      const d = this.limitsDialog
+      const split = text => text.split(/[\s,]+/).filter(Boolean)
+      const overrides = {}
+      for (const o of d.data.overrides) overrides[o.channel_id] = {...o, pinned: false, excluded: false}
+      for (const id of split(d.pinned)) overrides[id] = {...(overrides[id] || {channel_id: id}), pinned: true}
+      for (const id of split(d.excluded)) overrides[id] = {...(overrides[id] || {channel_id: id}), excluded: true}
+      const kept = Object.values(overrides).filter(o => o.pinned || o.excluded || Object.keys(o).some(k => !['channel_id', 'pinned', 'excluded'].includes(k) && o[k] !== null))
+      d.saving = true
+      try {
+        await this.request('PUT', '/execution', {min_confidence: d.data.min_confidence, auto_rollback: d.data.auto_rollback, bounds: d.data.bounds, overrides: kept}, true)
+        d.show = false
+        Quasar.Notify.create({type: 'positive', message: 'Limits saved'})
+        await this.loadApprovals()
+      } catch (err) {
+        d.error = this.errorText(err) // what was typed stays
+      } finally {
+        d.saving = false
       }
     },
     async setMode(mode) {

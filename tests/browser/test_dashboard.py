@@ -206,3 +206,39 @@ def test_approve_a_change_and_see_it_on_the_node(page, server, admin):
     page.screenshot(path=str(DOCS / "approvals.png"), full_page=True)
     changes = httpx.get(f"{server.url}/daznode/api/v1/changes", headers=h, timeout=30).json()
     assert next(c for c in changes if c["id"] == change_id)["status"] == "applied"
+
+
+def test_limits_dialog_validates_and_pins_a_channel(page, server, admin):
+    h = admin.key_headers(admin=True)
+    page.get_by_test_id("open-limits").click()
+    dialog = page.get_by_test_id("limits-dialog")
+    expect(dialog).to_be_visible()
+    page.get_by_test_id("bound-max_fee_ppm").fill("-3")
+    page.get_by_test_id("save-limits").click()
+    expect(page.get_by_test_id("limits-error")).to_contain_text("max_fee_ppm")
+    expect(page.get_by_test_id("bound-max_fee_ppm")).to_have_value("-3")
+    page.get_by_test_id("bound-max_fee_ppm").fill("4000")
+    channels = httpx.get(f"{server.url}/daznode/api/v1/channels", headers=h, timeout=30).json()
+    cid = channels[0]["channel_id"]
+    page.get_by_test_id("pinned").fill(cid)
+    page.get_by_test_id("save-limits").click()
+    expect(dialog).to_be_hidden()
+    saved = httpx.get(f"{server.url}/daznode/api/v1/execution", headers=h, timeout=30).json()
+    assert saved["bounds"]["max_fee_ppm"] == 4000
+    assert [o["channel_id"] for o in saved["overrides"] if o["pinned"]] == [cid]
+    fee = channels[0]["local_policy"]["fee_rate_ppm"]
+    r = httpx.post(
+        f"{server.url}/daznode/api/v1/changes/preview",
+        headers=h,
+        timeout=30,
+        json={"channel_id": cid, "fee_rate_ppm": fee + 10},
+    )
+    assert r.status_code == 200 and not r.json()["ok"]
+    assert any("pinned" in reason for reason in r.json()["reasons"])
+    r = httpx.put(
+        f"{server.url}/daznode/api/v1/execution",
+        headers=h,
+        timeout=30,
+        json={"overrides": [], "bounds": {"max_fee_ppm": 5000}},
+    )
+    assert r.status_code == 200, r.text
