@@ -59,6 +59,7 @@ window.app = Vue.createApp({
         {name: 'confidence', label: 'Confidence', align: 'right', field: r => (r.confidence === null ? '-' : Math.round(r.confidence * 100) + ' %')},
         {name: 'why', label: 'Why', align: 'left', field: 'reasons'}
       ],
+      alertsDialog: {show: false, text: '', events: [], error: '', results: [], saving: false},
       limitsDialog: {show: false, data: null, pinned: '', excluded: '', error: '', saving: false},
       profileDialog: {show: false, text: '', error: '', saving: false},
       rulesDialog: {show: false, text: '[]', error: '', chargelnd: '', unsupported: [], saving: false},
@@ -182,6 +183,43 @@ window.app = Vue.createApp({
         this.batches = batches.data.slice(0, 10)
       } catch (err) {
         LNbits.utils.notifyApiError(err)
+      }
+    },
+    async openAlerts() {
+      try {
+        const {data} = await this.request('GET', '/alerts', null, true)
+        const {events, ...editable} = data
+        this.alertsDialog = {show: true, text: JSON.stringify(editable, null, 2), events, error: '', results: [], saving: false}
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    async saveAlerts() {
+      let body
+      try {
+        body = JSON.parse(this.alertsDialog.text)
+      } catch (e) {
+        this.alertsDialog.error = 'Not valid JSON: ' + e.message
+        return
+      }
+      this.alertsDialog.saving = true
+      try {
+        await this.request('PUT', '/alerts', body, true)
+        this.alertsDialog.error = ''
+        Quasar.Notify.create({type: 'positive', message: 'Alerts saved'})
+      } catch (err) {
+        this.alertsDialog.error = this.errorText(err)
+      } finally {
+        this.alertsDialog.saving = false
+      }
+    },
+    async testAlerts() {
+      try {
+        const {data} = await this.request('POST', '/alerts/test', null, true)
+        this.alertsDialog.results = data.results
+        this.alertsDialog.error = ''
+      } catch (err) {
+        this.alertsDialog.error = this.errorText(err)
       }
     },
     async openLimits() {

@@ -242,3 +242,16 @@ def test_limits_dialog_validates_and_pins_a_channel(page, server, admin):
         json={"overrides": [], "bounds": {"max_fee_ppm": 5000}},
     )
     assert r.status_code == 200, r.text
+
+
+def test_alerts_dialog_reports_errors_and_never_shows_secrets(page):
+    page.get_by_test_id("open-alerts").click()
+    text = page.get_by_test_id("alerts-text")
+    expect(text).to_have_value(re.compile('"webhooks"'))
+    bad = '{"webhooks": [{"url": "http://example.com/hook", "secret": "s3cret-s3cret-s3cret"}]}'
+    text.fill(bad)
+    page.get_by_test_id("save-alerts").click()
+    expect(page.get_by_test_id("alerts-error")).to_contain_text("https")
+    expect(text).to_have_value(bad)
+    page.get_by_test_id("test-alerts").click()  # nothing configured: it says so
+    expect(page.get_by_test_id("alerts-error")).to_contain_text("destination")
