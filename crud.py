@@ -606,27 +606,21 @@ async def channel_signals(since_7d: int, since_30d: int) -> dict[str, dict[str, 
         lambda: {"samples": 0, "active": 0, "down_hours": 0, "fee_changes": 0, "first": None}
     )
     p = {"s7": since_7d, "s30": since_30d}
+    uptime_queries = (  # hourly roll-ups (older) and raw snapshots (recent) add up
+        "SELECT channel_id, SUM(samples) AS n, SUM(active_samples) AS a, "
+        "SUM(CASE WHEN active_samples < samples THEN 1 ELSE 0 END) AS down "
+        "FROM daznode.snapshots_hourly WHERE bucket >= :s7 GROUP BY channel_id",
+        "SELECT channel_id, COUNT(*) AS n, SUM(active) AS a, "
+        "COUNT(DISTINCT CASE WHEN active = 0 THEN ts / 3600 END) AS down "
+        "FROM daznode.snapshots WHERE ts >= :s7 GROUP BY channel_id",
+    )
     async with transaction() as tx:
-        for r in await tx.rows(
-            "SELECT channel_id, SUM(samples) AS n, SUM(active_samples) AS a, "
-            "SUM(CASE WHEN active_samples < samples THEN 1 ELSE 0 END) AS down "
-            "FROM daznode.snapshots_hourly WHERE bucket >= :s7 GROUP BY channel_id",
-            p,
-        ):
-            o = out[r["channel_id"]]
-            o["samples"] += int(r["n"])
-            o["active"] += int(r["a"])
-            o["down_hours"] += int(r["down"])
-        for r in await tx.rows(
-            "SELECT channel_id, COUNT(*) AS n, SUM(active) AS a, "
-            "COUNT(DISTINCT CASE WHEN active = 0 THEN ts / 3600 END) AS down "
-            "FROM daznode.snapshots WHERE ts >= :s7 GROUP BY channel_id",
-            p,
-        ):
-            o = out[r["channel_id"]]
-            o["samples"] += int(r["n"])
-            o["active"] += int(r["a"])
-            o["down_hours"] += int(r["down"])
+        for query in uptime_queries:
+            for r in await tx.rows(query, p):
+                o = out[r["channel_id"]]
+                o["samples"] += int(r["n"])
+                o["active"] += int(r["a"])
+                o["down_hours"] += int(r["down"])
         for table, col, fee in (
             ("snapshots_hourly", "bucket", "last_fee_rate_ppm"),
             ("snapshots", "ts", "fee_rate_ppm"),

@@ -361,7 +361,21 @@ async def reconcile_journal(source: NodeSource) -> list[str]:
     notes = await reconcile(source, crud.DbJournal("daznode (restart)"), _retry())
     for note in notes:
         await crud.add_audit(int(time.time()), "daznode", "reconciled", "", note)
+    await _settle_interrupted_changes("daznode (restart)")
     return notes
+
+
+async def _settle_interrupted_changes(actor: str) -> None:
+    """Changes left 'approved' by a crash (apply_changes never got to _settle_changes) take
+    the status of their batch once the batch is final; a batch still PENDING keeps them."""
+    now = int(time.time())
+    for row in await crud.get_changes("approved"):
+        batch = await crud.get_batch(row["batch_id"]) if row["batch_id"] else None
+        if batch is None or batch["status"] == "PENDING":
+            continue
+        status = _CHANGE_STATUS.get(batch["status"], "failed")
+        await crud.set_change_status([row["id"]], status, now, actor, batch["id"])
+        await crud.add_audit(now, actor, f"change {status}", row["id"], f"batch {batch['id']}")
 
 
 # -- backups ------------------------------------------------------------------------------

@@ -258,6 +258,9 @@ def make_forwards(
 @dataclass
 class Fault:
     delay: float = 0.0  # seconds to stall before answering (timeouts)
+    # seconds to stall after serving the request and before answering: the node did the
+    # work and the answer is late (or lost, if the client dies meanwhile)
+    delay_after_apply: float = 0.0
     status: int | None = None  # answer with this status and `body` instead of serving
     body: bytes = b""
     content_type: str = "application/json"
@@ -378,6 +381,10 @@ class FakeLndServer:
 
     def inject_delay(self, path: str, seconds: float, times: int | None = None) -> None:
         self.inject(path, Fault(delay=seconds, times=times))
+
+    def inject_apply_then_delay(self, path: str, seconds: float, times: int | None = None) -> None:
+        """Serve the request (a POST changes the node's state), then stall before answering."""
+        self.inject(path, Fault(delay_after_apply=seconds, times=times))
 
     def inject_unavailable(self, path: str, body: bytes = b"", status: int = 503) -> None:
         self.inject(path, Fault(status=status, body=body, content_type="text/plain"))
@@ -511,6 +518,8 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(body, bytes):
                 raise _bad_request("invalid character in request body")
             result = _route(fake, method, path, query, body)
+            if fault is not None and fault.delay_after_apply and fake.wait(fault.delay_after_apply):
+                return
             self._send(200, json.dumps(result).encode())
         except LndError as err:
             payload = {"code": err.code, "message": err.message, "details": []}
