@@ -1052,3 +1052,24 @@ async def get_impacts(limit: int = 200) -> list[dict]:
             "SELECT * FROM daznode.impact ORDER BY evaluated_at DESC LIMIT :n", {"n": limit}
         )
     ]
+
+
+# -- rebalances -----------------------------------------------------------------------------
+
+
+async def record_rebalance(row: dict) -> None:
+    await db.execute(
+        "INSERT INTO daznode.rebalances (ts, actor, out_channel, in_channel, amount_msat, "
+        "max_fee_msat, fee_msat, ok, detail) VALUES (:ts, :actor, :out_channel, :in_channel, "
+        ":amount_msat, :max_fee_msat, :fee_msat, :ok, :detail)",
+        row,
+    )
+
+
+async def get_rebalances(limit: int = 100) -> list[dict]:
+    return [
+        dict(r)
+        for r in await db.fetchall(
+            "SELECT * FROM daznode.rebalances ORDER BY ts DESC, id DESC LIMIT :n", {"n": limit}
+        )
+    ]

@@ -247,3 +247,24 @@ async def m002_execution(db):
     await _create_index(db, "daznode_changes_status", "changes", "status, created_at")
     await _create_index(db, "daznode_items_status", "batch_items", "status")
     await _create_index(db, "daznode_audit_ts", "audit", "ts")
+
+
+async def m003_rebalances(db):
+    """Rebalances Daznode ran: what moved, what it cost (for reports and the budget)."""
+    await db.execute(
+        f"""
+        CREATE TABLE daznode.rebalances (
+            id {db.serial_primary_key},
+            ts BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            out_channel TEXT NOT NULL,
+            in_channel TEXT NOT NULL,
+            amount_msat BIGINT NOT NULL,
+            max_fee_msat BIGINT NOT NULL,
+            fee_msat BIGINT NOT NULL,
+            ok INTEGER NOT NULL,
+            detail TEXT NOT NULL
+        );
+        """
+    )
+    await _create_index(db, "daznode_rebalances_ts", "rebalances", "ts")

@@ -361,3 +361,13 @@ class BackupOut(BaseModel):
 class BackupCheck(BaseModel):
     checked: int
     corrupt: list[int]
+
+
+class RebalanceIn(BaseModel):
+    in_channel: str = Field(max_length=64, description="The depleted channel to refill")
+    out_channel: str = Field(max_length=64, description="The channel the sats leave through")
+    amount_sat: int = Field(gt=0)
+    max_fee_ppm: int = Field(ge=0, le=100_000)
+
+    class Config:
+        extra = Extra.forbid

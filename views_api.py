@@ -51,6 +51,7 @@ from .crud import (
     get_impacts,
     get_lease,
     get_monitor_state,
+    get_rebalances,
     get_settings,
     policy_to_json,
     recent_policy_updates,
@@ -62,7 +63,13 @@ from .engine.changes import POLICY_FIELDS, PolicyChange
 from .engine.chargelnd import import_chargelnd
 from .engine.decide import Decision, Recommendation
 from .engine.graph_io import GraphFormatError, load_graph
-from .engine.node_source import BLOCKS_PER_DAY, RoutingPolicy, normalize_channel_id
+from .engine.node_source import (
+    BLOCKS_PER_DAY,
+    NodeSourceError,
+    NotSupported,
+    RoutingPolicy,
+    normalize_channel_id,
+)
 from .engine.profiles import (
     BUILTIN,
     ProfileError,
@@ -73,12 +80,14 @@ from .engine.profiles import (
 from .engine.rules import RuleError, parse_rules, rules_to_doc
 from .engine.validate import UpdateLog, ValidationConfigError, validate_policy_change
 from .execution import (
+    RebalanceRefused,
     apply_changes,
     execution_settings_from_dict,
     export_backup,
     load_execution_settings,
     parse_backup_export,
     rollback,
+    run_rebalance,
 )
 from .models import (
     ApplyOut,
@@ -100,6 +109,7 @@ from .models import (
     Policy,
     PreviewOut,
     ProfileOut,
+    RebalanceIn,
     RecommendationOut,
     RecommendationsOut,
     RulesOut,
@@ -928,3 +938,37 @@ async def api_impact(_: Admin) -> list[dict]:
         }
         for r in await get_impacts()
     ]
+
+
+# -- rebalances ---------------------------------------------------------------------------
+
+
+@daznode_api_router.post(
+    "/rebalances",
+    summary="Run a rebalance now (admins); refused when it would cost more than it earns",
+)
+async def api_rebalance(caller: Admin, body: RebalanceIn) -> dict:
+    try:
+        ids = [normalize_channel_id(body.in_channel), normalize_channel_id(body.out_channel)]
+    except ValueError as exc:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    if ids[0] == ids[1]:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, "in_channel and out_channel must differ.")
+    try:
+        row = await run_rebalance(ids[0], ids[1], body.amount_sat, body.max_fee_ppm, _actor(caller))
+    except RebalanceRefused as exc:
+        raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    except LookupError as exc:
+        raise HTTPException(HTTPStatus.NOT_FOUND, str(exc).strip("'\"")) from None
+    except NotSupported as exc:
+        raise HTTPException(HTTPStatus.CONFLICT, f"This node cannot rebalance: {exc}") from None
+    except NodeSourceError as exc:
+        raise HTTPException(HTTPStatus.BAD_GATEWAY, f"The node refused: {exc}") from None
+    except RuntimeError as exc:
+        raise HTTPException(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
+    return {**row, "ok": bool(row["ok"])}
+
+
+@daznode_api_router.get("/rebalances", summary="Rebalances run, newest first (admins)")
+async def api_rebalances(_: Admin) -> list[dict]:
+    return [{**r, "ok": bool(r["ok"])} for r in await get_rebalances()]

@@ -176,6 +176,18 @@ class NetworkGraph:
 
 
 @dataclass(frozen=True, slots=True)
+class RebalanceResult:
+    """A circular payment: out through `out_channel`, back in through `in_channel`."""
+
+    ok: bool
+    out_channel: str
+    in_channel: str
+    amount_msat: int
+    fee_msat: int  # what it cost (0 when it failed: a failed payment costs nothing)
+    detail: str  # payment hash on success, the node's reason on failure
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     inbound_fees: bool
     per_channel_cltv: bool
@@ -203,6 +215,14 @@ class NodeSource(Protocol):
         ...
 
     async def describe_graph(self) -> NetworkGraph: ...
+
+    async def rebalance(
+        self, out_channel: str, in_channel: str, amount_msat: int, max_fee_msat: int
+    ) -> RebalanceResult:
+        """Pay ourselves `amount_msat` out through `out_channel` and back through
+        `in_channel`, for at most `max_fee_msat` in fees. A payment that would cost more is
+        not made. Raises NotSupported where the backend cannot route to itself."""
+        ...
 
 
 def scid_from_int(value: int) -> str:

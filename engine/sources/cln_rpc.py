@@ -10,6 +10,7 @@ since v23.x, but "123msat" strings from older nodes are accepted too.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from ..node_source import (
     NodeUnavailable,
     NotSupported,
     PolicyUpdate,
+    RebalanceResult,
     RoutingPolicy,
     normalize_channel_id,
 )
@@ -41,6 +43,12 @@ T = TypeVar("T")
 USABLE_STATES = frozenset({"CHANNELD_NORMAL", "CHANNELD_AWAITING_SPLICE"})
 RESOLVED_FORWARD_STATUSES = frozenset({"settled", "failed", "local_failed"})
 SYNC_WARNINGS = ("warning_bitcoind_sync", "warning_lightningd_sync")
+# Rebalancing: the min_final_cltv_expiry of our own invoice and so the last hop's delay
+# (CLN's default cltv-final is 18); getroute's riskfactor; how long waitsendpay waits.
+FINAL_CLTV = 18
+ROUTE_RISKFACTOR = 10
+WAITSENDPAY_TIMEOUT_S = 60
+INVOICE_EXPIRY_S = 600
 
 
 class _MalformedError(Exception):
@@ -309,6 +317,145 @@ class ClnRpcSource:
             await self._fetch("setchannel", {"id": scid, **params}, _check_setchannel)
         return await self.get_policy(scid)
 
+    async def rebalance(
+        self, out_channel: str, in_channel: str, amount_msat: int, max_fee_msat: int
+    ) -> RebalanceResult:
+        """Route built by hand (getroute for the middle, our two channels at the ends) and
+        paid with sendpay to an invoice of our own. The route is priced before anything
+        is created, so a refused rebalance leaves neither an invoice nor a payment."""
+        out_scid, in_scid = _scid(out_channel), _scid(in_channel)
+        if out_scid == in_scid:
+            raise NodeRequestError("a rebalance needs two different channels")
+        if amount_msat <= 0 or max_fee_msat < 0:
+            raise NodeRequestError("rebalance amount must be positive and max fee not negative")
+
+        def failed(detail: str) -> RebalanceResult:
+            return RebalanceResult(False, out_scid, in_scid, amount_msat, 0, detail)
+
+        raw_channels = await self._peer_channels()
+        out_raw = _usable_channel(raw_channels, out_scid)
+        in_raw = _usable_channel(raw_channels, in_scid)
+        our_id = await self._fetch("getinfo", None, lambda r: str(r["id"]))
+        peer_a, peer_b = str(out_raw["peer_id"]), str(in_raw["peer_id"])
+
+        last_policy = _remote_policy(in_raw) or await self._gossip_policy(in_scid, peer_b)
+        if last_policy is None:
+            return failed(f"no routing policy known for {peer_b}'s side of {in_scid}")
+        # hops after the first, as (source node, channel, destination node)
+        middle: list[tuple[str, str, str]] = []
+        if peer_a != peer_b:
+            try:
+                result = await self._rpc(
+                    "getroute",
+                    {
+                        "id": peer_b,
+                        "amount_msat": amount_msat + last_policy.fee_msat(amount_msat),
+                        "riskfactor": ROUTE_RISKFACTOR,
+                        "fromid": peer_a,
+                        "exclude": [our_id],  # the middle must not come back through us
+                    },
+                )
+            except NodeRequestError as exc:  # 205 "Could not find a route", ...
+                return failed(str(exc))
+            try:
+                middle = _middle_hops(result, peer_a, peer_b, our_id)
+            except (_MalformedError, KeyError, TypeError, ValueError) as exc:
+                raise _unexpected("getroute", f"{type(exc).__name__}: {exc}") from exc
+
+        policies = [last_policy]
+        for source, scid, _ in middle:
+            policy = await self._gossip_policy(scid, source)
+            if policy is None:
+                return failed(f"no routing policy known for {source}'s side of {scid}")
+            policies.insert(len(policies) - 1, policy)
+        # (source, channel, destination) for every hop, and what each source charges;
+        # the first hop is ours and free
+        links = [(our_id, out_scid, peer_a), *middle, (peer_b, in_scid, our_id)]
+        route = build_route(links, policies, amount_msat, FINAL_CLTV)
+        fee_msat = msat(route[0]["amount_msat"]) - amount_msat
+        if fee_msat > max_fee_msat:
+            return failed(
+                f"route too expensive: {fee_msat} msat in fees over {len(route)} hops, "
+                f"max {max_fee_msat} msat"
+            )
+        return await self._pay_route(route, out_scid, in_scid, amount_msat)
+
+    async def _pay_route(
+        self, route: list[dict], out_scid: str, in_scid: str, amount_msat: int
+    ) -> RebalanceResult:
+        label = f"daznode-rebalance-{secrets.token_hex(16)}"
+        invoice = await self._fetch(
+            "invoice",
+            {
+                "amount_msat": amount_msat,
+                "label": label,
+                "description": f"Daznode rebalance {out_scid} -> {in_scid}",
+                "expiry": INVOICE_EXPIRY_S,
+                "cltv": FINAL_CLTV,  # what the last hop's delay was built for
+            },
+            lambda r: (str(r["payment_hash"]), str(r["payment_secret"])),
+        )
+        payment_hash, payment_secret = invoice
+        try:
+            await self._rpc(
+                "sendpay",
+                {
+                    "route": route,
+                    "payment_hash": payment_hash,
+                    "payment_secret": payment_secret,
+                    "amount_msat": amount_msat,
+                },
+            )
+            done = await self._rpc(
+                "waitsendpay",
+                {"payment_hash": payment_hash, "timeout": WAITSENDPAY_TIMEOUT_S},
+                timeout=self._timeout + WAITSENDPAY_TIMEOUT_S,
+            )
+        except NodeUnavailable:
+            # Outcome unknown. An unpaid invoice that is gone makes a late HTLC fail
+            # back to us instead of completing; a paid one refuses to be deleted.
+            await self._delete_unpaid_invoice(label, quiet=True)
+            raise
+        except NodeRequestError as exc:
+            await self._delete_unpaid_invoice(label, reason=str(exc))
+            return RebalanceResult(False, out_scid, in_scid, amount_msat, 0, str(exc))
+        try:
+            if done["status"] != "complete":
+                raise _MalformedError(f"status {done['status']!r}")
+            sent = msat(done["amount_sent_msat"])
+            received = msat(done.get("amount_msat", amount_msat))
+        except (_MalformedError, KeyError, TypeError) as exc:
+            raise _unexpected("waitsendpay", f"{type(exc).__name__}: {exc}") from exc
+        return RebalanceResult(True, out_scid, in_scid, amount_msat, sent - received, payment_hash)
+
+    async def _delete_unpaid_invoice(
+        self, label: str, *, reason: str = "", quiet: bool = False
+    ) -> None:
+        try:
+            await self._rpc("delinvoice", {"label": label, "status": "unpaid"})
+        except NodeRequestError as exc:
+            if quiet:
+                return
+            # 906: no longer unpaid, so the payment went through after all
+            raise NodeRequestError(
+                f"rebalance payment reported a failure ({reason}) but its invoice "
+                f"{label} could not be deleted ({exc}); check listsendpays"
+            ) from exc
+        except NodeUnavailable:
+            if not quiet:
+                raise
+
+    async def _gossip_policy(self, scid: str, source: str) -> RoutingPolicy | None:
+        """What `source` charges to forward over `scid`, from gossip (listchannels takes
+        only one of short_channel_id / source / destination, so filter here)."""
+        entries = await self._fetch(
+            "listchannels", {"short_channel_id": scid}, lambda r: list(r["channels"])
+        )
+        try:
+            return next((policy_from_gossip(e) for e in entries if e.get("source") == source), None)
+        except (_MalformedError, KeyError, TypeError, ValueError) as exc:
+            raise _unexpected("listchannels", f"{type(exc).__name__}: {exc}") from exc
+
     async def describe_graph(self) -> NetworkGraph:
         raw_nodes = await self._fetch(
             "listnodes", None, lambda r: list(r["nodes"]), self._graph_timeout
@@ -428,6 +575,65 @@ def _find_channel(raw_channels: list[dict], scid: str) -> dict:
         raise NodeRequestError(f"unknown channel {scid}")
     # a closed channel may linger next to nothing else with this scid; prefer usable
     return next((raw for raw in matches if raw.get("state") in USABLE_STATES), matches[0])
+
+
+def _usable_channel(raw_channels: list[dict], scid: str) -> dict:
+    raw = _find_channel(raw_channels, scid)
+    if raw.get("state") not in USABLE_STATES or "peer_id" not in raw:
+        raise NodeRequestError(f"channel {scid} cannot carry payments (state {raw.get('state')})")
+    return raw
+
+
+def _middle_hops(result: dict, peer_a: str, peer_b: str, our_id: str) -> list[tuple[str, str, str]]:
+    """getroute's hops from A to B as (source, channel, destination)."""
+    hops = result["route"]
+    if not isinstance(hops, list) or not hops:
+        raise _MalformedError("empty route")
+    links = []
+    source = peer_a
+    for hop in hops:
+        destination, scid = str(hop["id"]), normalize_channel_id(str(hop["channel"]))
+        if destination == our_id:
+            raise _MalformedError("route goes through our own node")
+        links.append((source, scid, destination))
+        source = destination
+    if source != peer_b:
+        raise _MalformedError(f"route ends at {source}, not {peer_b}")
+    return links
+
+
+def build_route(
+    links: list[tuple[str, str, str]],
+    policies: list[RoutingPolicy],
+    amount_msat: int,
+    final_cltv: int,
+) -> list[dict]:
+    """sendpay's route from (source, channel, destination) links. Each hop says what its
+    destination must receive (`amount_msat`) and the total CLTV it expects (`delay`);
+    working backwards from the last hop, each earlier hop adds the fee and CLTV delta
+    the next hop's source charges. `policies[i]` is that of links[i + 1]'s source."""
+    if len(policies) != len(links) - 1:
+        raise ValueError("one policy per hop after the first")
+    route: list[dict] = []
+    amount, delay = amount_msat, final_cltv
+    for index in range(len(links) - 1, -1, -1):
+        source, scid, destination = links[index]
+        route.append(
+            {
+                "id": destination,
+                "channel": scid,
+                "direction": 0 if source < destination else 1,  # BOLT #7 node_1 first
+                "amount_msat": amount,
+                "delay": delay,
+                "style": "tlv",
+            }
+        )
+        if index:
+            charged_by = policies[index - 1]
+            amount += charged_by.fee_msat(amount)
+            delay += charged_by.cltv_delta
+    route.reverse()
+    return route
 
 
 def _local_policy(raw: dict, legacy_cltv_delta: int) -> RoutingPolicy:

@@ -8,6 +8,8 @@ The macaroon lives in the client's default headers; nothing here ever prints hea
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -26,6 +28,7 @@ from ..node_source import (
     NodeRequestError,
     NodeUnavailable,
     PolicyUpdate,
+    RebalanceResult,
     RoutingPolicy,
     normalize_channel_id,
     scid_from_int,
@@ -43,6 +46,12 @@ EDGE_LOOKUP_CONCURRENCY = 8
 MAX_FORWARDS_PER_CALL = 50_000
 # index_offset is a uint32 in ForwardingHistoryRequest.
 MAX_FORWARD_CURSOR = (1 << 32) - 1
+
+REBALANCE_MEMO = "daznode rebalance"
+REBALANCE_INVOICE_EXPIRY_S = 600
+# SendPaymentV2's pathfinding budget (until the first HTLC is sent); required in LND 0.18.
+REBALANCE_TIMEOUT_S = 60
+FINAL_PAYMENT_STATUSES = frozenset({"SUCCEEDED", "FAILED"})
 
 # gRPC codes meaning "try later": DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE.
 TRANSIENT_GRPC_CODES = frozenset({4, 8, 14})
@@ -162,6 +171,73 @@ class LndRestSource:
             log.warning("LND policy for %s reads back %s, wanted %s", scid, applied, wanted)
         return applied
 
+    async def rebalance(
+        self, out_channel: str, in_channel: str, amount_msat: int, max_fee_msat: int
+    ) -> RebalanceResult:
+        """Pay an invoice of our own, first hop pinned to `out_channel`, last hop to the peer
+        of `in_channel` (SendPaymentV2 with allow_self_payment).
+
+        LND pins the last hop's node, not its channel: with several channels to that peer
+        the payment may come back through any of them.
+        """
+        out_scid, in_scid = _scid(out_channel), _scid(in_channel)
+        if out_scid == in_scid:
+            raise NodeRequestError(f"rebalance needs two different channels, got {out_scid} twice")
+        if amount_msat <= 0:
+            raise NodeRequestError(f"rebalance amount must be positive: {amount_msat} msat")
+        if max_fee_msat < 0:
+            raise NodeRequestError(f"rebalance fee limit must not be negative: {max_fee_msat}")
+        out_item, in_item = await self._our_channels(out_scid, in_scid)
+        if _parse("listchannels", _str, out_item, "remote_pubkey") == _parse(
+            "listchannels", _str, in_item, "remote_pubkey"
+        ):
+            # The payment could come back over the out channel itself: a paid no-op.
+            raise NodeRequestError(
+                f"rebalance from {out_scid} to {in_scid}: both channels are with the same "
+                "peer, and LND can pin the last hop's node but not its channel"
+            )
+        last_hop = _parse("listchannels", _pubkey_b64, in_item)
+
+        invoice = await self._call(
+            "POST",
+            "/v1/invoices",
+            json_body={
+                "value_msat": str(amount_msat),
+                "memo": REBALANCE_MEMO,
+                "expiry": str(REBALANCE_INVOICE_EXPIRY_S),
+            },
+        )
+        payment_request, payment_hash = _parse("addinvoice", _added_invoice, invoice)
+        body = {
+            "payment_request": payment_request,
+            "outgoing_chan_ids": [str(scid_to_int(out_scid))],
+            "last_hop_pubkey": last_hop,
+            "fee_limit_msat": str(max_fee_msat),
+            "timeout_seconds": REBALANCE_TIMEOUT_S,
+            "allow_self_payment": True,
+            "no_inflight_updates": True,
+        }
+        payment = await self._send_payment(body, payment_hash)
+        status = payment["status"]
+        if status == "SUCCEEDED":
+            return RebalanceResult(
+                ok=True,
+                out_channel=out_scid,
+                in_channel=in_scid,
+                amount_msat=amount_msat,
+                fee_msat=_parse("payment", _int, payment, "fee_msat"),
+                detail=str(payment.get("payment_hash") or payment_hash),
+            )
+        reason = payment.get("failure_reason")
+        return RebalanceResult(
+            ok=False,
+            out_channel=out_scid,
+            in_channel=in_scid,
+            amount_msat=amount_msat,
+            fee_msat=0,
+            detail=str(reason) if reason else "FAILED",
+        )
+
     async def describe_graph(self) -> NetworkGraph:
         data = await self._call("GET", "/v1/graph", params={"include_unannounced": "false"})
         return _parse("describegraph", _graph, data)
@@ -184,6 +260,55 @@ class LndRestSource:
             if str(item.get("chan_id")) == wanted:
                 return _parse("listchannels", _split_channel_point, item)
         raise NodeRequestError(f"unknown channel {scid}: not an open channel of this node")
+
+    async def _our_channels(self, *scids: str) -> list[dict[str, Any]]:
+        """The listchannels entries of `scids`, in that order; unknown ones are refused."""
+        by_id = {str(item.get("chan_id")): item for item in await self._raw_channels()}
+        found = []
+        for scid in scids:
+            item = by_id.get(str(scid_to_int(scid)))
+            if item is None:
+                raise NodeRequestError(f"unknown channel {scid}: not an open channel of this node")
+            found.append(item)
+        return found
+
+    async def _send_payment(self, body: dict[str, Any], payment_hash: str) -> dict[str, Any]:
+        """POST /v2/router/send and read its stream of updates up to the final one.
+
+        Once the request has reached LND the payment may be under way, so a failure to read
+        its outcome is reported as not retryable: a retry would pay a second invoice.
+        """
+        path = "/v2/router/send"
+        what = f"POST {path}"
+        unknown = f"outcome unknown, check payment {payment_hash}"
+        # Pathfinding may take up to timeout_seconds before the first (and, with
+        # no_inflight_updates, only) line arrives.
+        timeout = httpx.Timeout(self._timeout, read=REBALANCE_TIMEOUT_S + self._timeout)
+        try:
+            async with self._client.stream("POST", path, json=body, timeout=timeout) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    raise _http_error(what, resp)
+                async for line in resp.aiter_lines():
+                    if not line.strip():
+                        continue
+                    update = _parse("sendpaymentv2", _payment_update, line, payment_hash)
+                    if update["status"] in FINAL_PAYMENT_STATUSES:
+                        return update
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # never sent: nothing is under way
+            raise NodeUnavailable(f"LND {what} unreachable: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise NodeUnavailable(f"LND {what} timed out: {unknown}", transient=False) from exc
+        except httpx.TransportError as exc:
+            raise NodeUnavailable(
+                f"LND {what} connection lost: {exc}; {unknown}", transient=False
+            ) from exc
+        except httpx.RequestError as exc:
+            raise NodeRequestError(f"unexpected response from LND: {what}: {exc}") from exc
+        raise NodeRequestError(
+            f"unexpected response from LND: {what} stream ended without a final status; {unknown}"
+        )
 
     async def _edge_policies(self, chan_id: int, ours: str) -> _PolicyPair:
         """(our policy, peer's policy) from LND's graph edge of the channel."""
@@ -420,6 +545,43 @@ def _forward(e: dict[str, Any], index: int) -> ForwardEvent:
         amt_out_msat=_int(e, "amt_out_msat"),
         fee_msat=_int(e, "fee_msat"),
     )
+
+
+def _pubkey_b64(item: dict[str, Any]) -> str:
+    """The channel peer's pubkey as protojson bytes: standard base64 of the 33 bytes."""
+    raw = bytes.fromhex(_str(item, "remote_pubkey"))
+    if len(raw) != 33:
+        raise _MalformedError(f"remote_pubkey is not 33 bytes: {item['remote_pubkey']!r}")
+    return base64.b64encode(raw).decode()
+
+
+def _added_invoice(data: Any) -> tuple[str, str]:
+    """(payment_request, payment hash in hex) from AddInvoice; r_hash is base64 bytes."""
+    data = _obj(data, "addinvoice")
+    r_hash = base64.b64decode(_str(data, "r_hash"), validate=True)
+    if len(r_hash) != 32:
+        raise _MalformedError(f"r_hash is not 32 bytes: {data['r_hash']!r}")
+    payment_request = _str(data, "payment_request")
+    if not payment_request:
+        raise _MalformedError("empty payment_request")
+    return payment_request, r_hash.hex()
+
+
+def _payment_update(line: str, payment_hash: str) -> dict[str, Any]:
+    """One line of the SendPaymentV2 stream: {"result": Payment} or {"error": Status}."""
+    chunk = _obj(json.loads(line), "stream chunk")
+    error = chunk.get("error")
+    if error:
+        if isinstance(error, dict):
+            message, code = error.get("message"), error.get("code")
+        else:
+            message, code = error, None
+        raise NodeRequestError(
+            f"LND POST /v2/router/send failed: {message} (code {code}); payment {payment_hash}"
+        )
+    payment = _obj(chunk["result"], "payment")
+    _str(payment, "status")
+    return payment
 
 
 def _policy_request(txid: str, vout: int, p: RoutingPolicy) -> dict[str, Any]:

@@ -40,12 +40,14 @@ from ..node_source import (
     NodeInfo,
     NodeRequestError,
     PolicyUpdate,
+    RebalanceResult,
     RoutingPolicy,
 )
 
 STATE_VERSION = 1
 MAX_LOGGED_FORWARDS = 20_000
 MAX_CATCH_UP_MINUTES = 30 * 1440
+REBALANCE_HOP_PPM = 100  # one intermediate hop of a circular route, at the network median
 # Block height is derived from the clock: height 870,000 at this epoch, one block per 600 s.
 _HEIGHT_EPOCH = (1_731_000_000, 870_000)
 
@@ -304,6 +306,36 @@ class SimulatedNode:
             self._dirty = True
             self._save()
         return ch.policy
+
+    async def rebalance(
+        self, out_channel: str, in_channel: str, amount_msat: int, max_fee_msat: int
+    ) -> RebalanceResult:
+        """A circular payment through the simulated network: it costs the peer's fee on the
+        last hop plus one hop at the network's typical rate (the model the engine uses to
+        estimate refill costs), and needs liquidity on both ends."""
+        await self._catch_up()
+        out, inc = self._channel(out_channel), self._channel(in_channel)
+        if out is inc or amount_msat <= 0:
+            raise NodeRequestError("a rebalance needs two different channels and an amount")
+
+        def failed(why: str) -> RebalanceResult:
+            return RebalanceResult(False, out_channel, in_channel, amount_msat, 0, why)
+
+        minute = self._now_minute()
+        if not (self._is_active(out, minute) and self._is_active(inc, minute)):
+            return failed("a channel of the route is inactive")
+        fee = inc.peer_policy.fee_msat(amount_msat) + amount_msat * REBALANCE_HOP_PPM // 1_000_000
+        if fee > max_fee_msat:
+            return failed(f"route too expensive: {fee} msat > limit {max_fee_msat} msat")
+        if out.local_msat < amount_msat + fee:
+            return failed(f"not enough local balance on {out_channel}")
+        if inc.remote_msat < amount_msat:
+            return failed(f"the peer of {in_channel} lacks the balance to send it back")
+        out.local_msat -= amount_msat + fee
+        inc.local_msat += amount_msat
+        self._dirty = True
+        self._save()
+        return RebalanceResult(True, out_channel, in_channel, amount_msat, fee, "settled")
 
     async def describe_graph(self) -> NetworkGraph:
         await self._catch_up()

@@ -52,6 +52,7 @@ window.app = Vue.createApp({
       batches: [],
       impacts: [],
       applying: false,
+      rebalancing: null,
       changeColumns: [
         {name: 'channel', label: 'Channel', align: 'left', field: 'channel_id'},
         {name: 'diff', label: 'Change', align: 'left', field: 'diff'},
@@ -278,6 +279,26 @@ window.app = Vue.createApp({
         LNbits.utils.notifyApiError(err)
       } finally {
         this.applying = false
+      }
+    },
+    async rebalanceNow(rec) {
+      const plan = rec.suggested.rebalance
+      this.rebalancing = rec.channel_id
+      try {
+        const {data} = await this.request('POST', '/rebalances', {
+          in_channel: rec.channel_id, out_channel: plan.source_channel_id,
+          amount_sat: plan.amount_sat, max_fee_ppm: plan.max_fee_ppm
+        }, true)
+        Quasar.Notify.create({
+          type: data.ok ? 'positive' : 'warning',
+          message: data.ok ? `Rebalanced ${this.formatSat(plan.amount_sat)} sat for ${Math.round(data.fee_msat / 1000)} sat` : `Rebalance failed: ${data.detail}`
+        })
+        await this.request('POST', '/monitor/run', null, true)
+        await this.refresh()
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      } finally {
+        this.rebalancing = null
       }
     },
     async rejectSelected() {

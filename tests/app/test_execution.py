@@ -282,3 +282,74 @@ async def test_a_change_that_hurt_is_measured_and_rolled_back_on_its_own(client,
     assert back["local_policy"]["fee_rate_ppm"] == fee
     audit = [a["action"] for a in (await client.get(f"{API}/audit", headers=h)).json()["data"]]
     assert "measured: hurt" in audit and "rollback" in audit
+
+
+async def test_rebalance_only_where_the_engine_sees_it_pay(client, admin):
+    h = admin.key_headers(admin=True)
+    await _monitor(client, admin)
+    channels = {c["channel_id"]: c for c in (await client.get(f"{API}/channels", headers=h)).json()}
+    recs = (await client.get(f"{API}/recommendations", headers=h)).json()["data"]
+    full = max(channels.values(), key=lambda c: c["local_ratio"])
+    # The fullest channel never needs refilling: Daznode refuses to pay for it, and says why.
+    others = [c for c in channels.values() if c["channel_id"] != full["channel_id"]]
+    r = await client.post(
+        f"{API}/rebalances",
+        headers=h,
+        json={
+            "in_channel": full["channel_id"],
+            "out_channel": others[0]["channel_id"],
+            "amount_sat": 10_000,
+            "max_fee_ppm": 500,
+        },
+    )
+    assert r.status_code == 400, r.text
+    assert "no demand" in r.json()["detail"] and "earn" in r.json()["detail"]
+    assert (await client.get(f"{API}/rebalances", headers=h)).json() == []  # nothing paid
+
+    # Where the engine proposes one, it runs within its budget on the simulated node.
+    for rec in recs:
+        plan = rec["suggested"]["rebalance"]
+        if plan is None:
+            continue
+        source = plan["source_channel_id"] or full["channel_id"]
+        r = await client.post(
+            f"{API}/rebalances",
+            headers=h,
+            json={
+                "in_channel": rec["channel_id"],
+                "out_channel": source,
+                "amount_sat": plan["amount_sat"],
+                "max_fee_ppm": plan["max_fee_ppm"],
+            },
+        )
+        assert r.status_code == 200, r.text
+        done = r.json()
+        assert done["fee_msat"] <= done["max_fee_msat"]
+        assert (await client.get(f"{API}/rebalances", headers=h)).json()[0]["ok"] == done["ok"]
+        break
+
+
+async def test_rebalance_bad_input(client, admin, alice):
+    h = admin.key_headers(admin=True)
+    ch = await _channel(client, admin, 0)
+    other = await _channel(client, admin, 1)
+    base = {
+        "in_channel": ch["channel_id"],
+        "out_channel": other["channel_id"],
+        "amount_sat": 1000,
+        "max_fee_ppm": 100,
+    }
+    for body, code, word in (
+        ({**base, "out_channel": ch["channel_id"]}, 400, "differ"),
+        ({**base, "in_channel": "1x1x1"}, 404, "1x1x1"),
+        ({**base, "in_channel": "nope"}, 400, "short channel id"),
+        ({**base, "amount_sat": 0}, 400, "amount_sat"),  # LNbits answers 400 for 422
+        ({**base, "amount_sat": ch["capacity_sat"]}, 400, "maximum"),
+        ({**base, "max_fee_ppm": 5000}, 400, "fee limit"),
+    ):
+        r = await client.post(f"{API}/rebalances", headers=h, json=body)
+        assert r.status_code == code and word in r.text, (body, r.text)
+    denied = await client.post(
+        f"{API}/rebalances", headers=alice.key_headers(admin=True), json=base
+    )
+    assert denied.status_code == 403

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import hashlib
 import json
 import os
 import signal
@@ -31,6 +32,13 @@ JSONRPC2_INVALID_PARAMS = -32602
 JSONRPC2_METHOD_NOT_FOUND = -32601
 LIGHTNINGD = -1
 INVOICE_WAIT_TIMED_OUT = 904
+INVOICE_LABEL_ALREADY_EXISTS = 900
+INVOICE_NOT_FOUND = 905
+INVOICE_STATUS_UNEXPECTED = 906
+PAY_TRY_OTHER_ROUTE = 204
+PAY_ROUTE_NOT_FOUND = 205
+PAY_NO_SUCH_PAYMENT = 208
+DEFAULT_CLTV_FINAL = 18
 MAX_REQUEST_BYTES = 1 << 20
 SETCHANNEL_STATES = {
     "CHANNELD_NORMAL",
@@ -122,6 +130,10 @@ class Scenario:
     nodes: list[FakeNode] = field(default_factory=list)
     gossip: list[dict] = field(default_factory=list)  # listchannels entries not ours
     next_updated_index: int = 1
+    invoices: dict[str, dict] = field(default_factory=dict)  # by label
+    payments: dict[str, dict] = field(default_factory=dict)  # sendpay attempts by hash
+    # waitsendpay answers this error ({"code", "message"}) instead of completing
+    pay_failure: dict | None = None
 
 
 def _txid(tag: str) -> str:
@@ -499,6 +511,41 @@ PARAMS: dict[str, list[str]] = {
     "listfunds": ["spent"],
     "waitanyinvoice": ["lastpay_index", "timeout"],
     "notifications": ["enable"],
+    "invoice": [
+        "amount_msat",
+        "label",
+        "description",
+        "expiry",
+        "fallbacks",
+        "preimage",
+        "exposeprivatechannels",
+        "cltv",
+        "deschashonly",
+    ],
+    "delinvoice": ["label", "status", "desconly"],
+    "getroute": [
+        "id",
+        "amount_msat",
+        "riskfactor",
+        "cltv",
+        "fromid",
+        "fuzzpercent",
+        "exclude",
+        "maxhops",
+    ],
+    "sendpay": [
+        "route",
+        "payment_hash",
+        "label",
+        "amount_msat",
+        "bolt11",
+        "payment_secret",
+        "partid",
+        "localinvreqid",
+        "groupid",
+        "payment_metadata",
+    ],
+    "waitsendpay": ["payment_hash", "timeout", "partid", "groupid"],
 }
 
 HELP_USAGE = {
@@ -729,7 +776,247 @@ class Lightningd:
         return {"help": [{"command": usage}], "format-hint": "simple"}
 
     def rpc_listinvoices(self, params: dict) -> dict:
-        return {"invoices": []}
+        invoices = [
+            inv
+            for inv in self.scenario.invoices.values()
+            if params.get("label", inv["label"]) == inv["label"]
+            and params.get("payment_hash", inv["payment_hash"]) == inv["payment_hash"]
+        ]
+        return {"invoices": [_public_invoice(inv) for inv in invoices]}
+
+    # payments (a self-payment: this node is both payer and payee) --------------------
+
+    def rpc_invoice(self, params: dict) -> dict:
+        for name in ("amount_msat", "label", "description"):
+            if name not in params:
+                raise RpcFailureError(
+                    JSONRPC2_INVALID_PARAMS, f"missing required parameter: {name}"
+                )
+        label = str(params["label"])
+        if label in self.scenario.invoices:
+            raise RpcFailureError(INVOICE_LABEL_ALREADY_EXISTS, f"Duplicate label '{label}'")
+        preimage = hashlib.sha256(f"preimage:{label}".encode()).hexdigest()
+        payment_hash = hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
+        created_index = len(self.scenario.invoices) + 1
+        invoice = {
+            "label": label,
+            "bolt11": f"lnbcrt{created_index}fake{payment_hash[:16]}",
+            "payment_hash": payment_hash,
+            "amount_msat": parse_msat_param("amount_msat", params["amount_msat"]),
+            "status": "unpaid",
+            "description": str(params["description"]),
+            "expires_at": T0 + int(params.get("expiry", 604800)),
+            "created_index": created_index,
+            # not part of listinvoices: what the fake needs to accept a payment
+            "_preimage": preimage,
+            "_payment_secret": hashlib.sha256(f"secret:{label}".encode()).hexdigest(),
+            "_cltv": int(params.get("cltv", DEFAULT_CLTV_FINAL)),
+        }
+        self.scenario.invoices[label] = invoice
+        return {
+            "payment_hash": payment_hash,
+            "expires_at": invoice["expires_at"],
+            "bolt11": invoice["bolt11"],
+            "payment_secret": invoice["_payment_secret"],
+            "created_index": created_index,
+        }
+
+    def rpc_delinvoice(self, params: dict) -> dict:
+        for name in ("label", "status"):
+            if name not in params:
+                raise RpcFailureError(
+                    JSONRPC2_INVALID_PARAMS, f"missing required parameter: {name}"
+                )
+        invoice = self.scenario.invoices.get(str(params["label"]))
+        if invoice is None:
+            raise RpcFailureError(INVOICE_NOT_FOUND, "Unknown invoice")
+        if invoice["status"] != params["status"]:
+            raise RpcFailureError(
+                INVOICE_STATUS_UNEXPECTED,
+                f"Invoice status is {invoice['status']} not {params['status']}",
+            )
+        del self.scenario.invoices[invoice["label"]]
+        return _public_invoice(invoice)
+
+    def rpc_getroute(self, params: dict) -> dict:
+        """Only direct channels from `fromid` to `id`: a one-hop route or none."""
+        for name in ("id", "amount_msat", "riskfactor"):
+            if name not in params:
+                raise RpcFailureError(
+                    JSONRPC2_INVALID_PARAMS, f"missing required parameter: {name}"
+                )
+        amount = parse_msat_param("amount_msat", params["amount_msat"])
+        source = params.get("fromid", self.scenario.node_id)
+        excluded = set(params.get("exclude", []))
+        for entry in our_gossip(self.scenario) + self.scenario.gossip:
+            if (
+                entry["source"] == source
+                and entry["destination"] == params["id"]
+                and entry["active"]
+                and entry["htlc_minimum_msat"] <= amount <= entry["htlc_maximum_msat"]
+                and not {entry["source"], entry["destination"]} & excluded
+                and f"{entry['short_channel_id']}/{entry['direction']}" not in excluded
+            ):
+                hop = {
+                    "id": entry["destination"],
+                    "channel": entry["short_channel_id"],
+                    "direction": entry["direction"],
+                    "amount_msat": amount,  # the first hop is free: fromid sends it
+                    "delay": int(params.get("cltv", 9)),
+                    "style": "tlv",
+                }
+                return {"route": [hop]}
+        raise RpcFailureError(PAY_ROUTE_NOT_FOUND, "Could not find a route")
+
+    def rpc_sendpay(self, params: dict) -> dict:
+        """Checks the route as the nodes along it would, then settles at once (balances
+        move) unless `scenario.pay_failure` is set."""
+        for name in ("route", "payment_hash"):
+            if name not in params:
+                raise RpcFailureError(
+                    JSONRPC2_INVALID_PARAMS, f"missing required parameter: {name}"
+                )
+        route = params["route"]
+        invoice = next(
+            (
+                i
+                for i in self.scenario.invoices.values()
+                if i["payment_hash"] == params["payment_hash"]
+            ),
+            None,
+        )
+        if invoice is None:
+            raise RpcFailureError(LIGHTNINGD, "fake lightningd only pays its own invoices")
+        amount = parse_msat_param("amount_msat", params.get("amount_msat", invoice["amount_msat"]))
+        out_ch, in_ch = self._check_route(route, invoice, amount, params.get("payment_secret"))
+        if params["payment_hash"] in self.scenario.payments:
+            raise RpcFailureError(LIGHTNINGD, "fake lightningd: payment already attempted")
+        sent = route[0]["amount_msat"]
+        payment = {
+            "created_index": len(self.scenario.payments) + 1,
+            "id": len(self.scenario.payments) + 1,
+            "payment_hash": params["payment_hash"],
+            "groupid": 1,
+            "destination": self.scenario.node_id,
+            "amount_msat": amount,
+            "amount_sent_msat": sent,
+            "created_at": T0,
+            "status": "pending",
+        }
+        self.scenario.payments[params["payment_hash"]] = payment
+        if self.scenario.pay_failure is None:
+            out_ch.to_us_msat -= sent
+            in_ch.to_us_msat += amount
+            invoice["status"] = "paid"
+            payment.update(
+                completed_at=T0 + 1,
+                _final_status="complete",
+                payment_preimage=invoice["_preimage"],
+            )
+        else:
+            payment["_final_status"] = "failed"
+        answer = {k: v for k, v in payment.items() if not k.startswith("_")}
+        answer.pop("payment_preimage", None)
+        answer.pop("completed_at", None)
+        answer["message"] = "Monitor status with listpays or waitsendpay"
+        return answer
+
+    def _check_route(
+        self, route: Any, invoice: dict, amount: int, secret: Any
+    ) -> tuple[FakeChannel, FakeChannel]:
+        def bad(why: str) -> RpcFailureError:
+            return RpcFailureError(JSONRPC2_INVALID_PARAMS, f"route: {why}")
+
+        if not isinstance(route, list) or len(route) < 2:
+            raise bad("a circular route needs at least two hops")
+        if secret != invoice["_payment_secret"]:
+            raise bad("wrong or missing payment_secret")
+        us = self.scenario.node_id
+        nodes = [us]
+        for hop in route:
+            if not {"id", "channel", "amount_msat", "delay"} <= set(hop):
+                raise bad(f"hop lacks id/channel/amount_msat/delay: {hop}")
+            if "direction" in hop and hop["direction"] != (0 if nodes[-1] < hop["id"] else 1):
+                raise bad(f"wrong direction on {hop['channel']}")
+            nodes.append(hop["id"])
+        out_ch = self._our_channel(route[0]["channel"], route[0]["id"])
+        in_ch = self._our_channel(route[-1]["channel"], nodes[-2])
+        if out_ch is None or in_ch is None or nodes[-1] != us:
+            raise bad("must leave over one of our channels and come back over another")
+        if route[-1]["amount_msat"] != amount or amount != invoice["amount_msat"]:
+            raise bad("last hop must deliver the invoice amount")
+        if route[-1]["delay"] < invoice["_cltv"]:
+            raise bad("last hop delay below the invoice's min_final_cltv_expiry")
+        for index in range(1, len(route)):
+            prev, hop = route[index - 1], route[index]
+            policy = self._policy(hop["channel"], nodes[index])
+            if policy is None:
+                raise bad(f"no policy for {nodes[index]} on {hop['channel']}")
+            fee = (
+                policy["base_fee_millisatoshi"]
+                + hop["amount_msat"] * policy["fee_per_millionth"] // 1_000_000
+            )
+            if prev["amount_msat"] < hop["amount_msat"] + fee:
+                raise bad(f"WIRE_FEE_INSUFFICIENT at hop {index}")
+            if prev["delay"] < hop["delay"] + policy["delay"]:
+                raise bad(f"WIRE_INCORRECT_CLTV_EXPIRY at hop {index}")
+        return out_ch, in_ch
+
+    def _our_channel(self, scid: str, peer_id: str) -> FakeChannel | None:
+        return next(
+            (
+                ch
+                for ch in self.scenario.channels
+                if ch.short_channel_id == scid
+                and ch.peer_id == peer_id
+                and ch.state in GOSSIP_STATES
+            ),
+            None,
+        )
+
+    def _policy(self, scid: str, source: str) -> dict | None:
+        entries = our_gossip(self.scenario) + self.scenario.gossip
+        if source != self.scenario.node_id:  # private channels: the peer's update
+            for ch in self.scenario.channels:
+                if ch.short_channel_id == scid and ch.peer_id == source and ch.remote_update:
+                    ru = ch.remote_update
+                    entries = [
+                        _gossip(
+                            source,
+                            self.scenario.node_id,
+                            scid,
+                            ch.total_msat,
+                            base=ru["fee_base_msat"],
+                            ppm=ru["fee_proportional_millionths"],
+                            delay=ru["cltv_expiry_delta"],
+                        ),
+                        *entries,
+                    ]
+        return next(
+            (e for e in entries if e["short_channel_id"] == scid and e["source"] == source),
+            None,
+        )
+
+    def rpc_waitsendpay(self, params: dict) -> dict:
+        if "payment_hash" not in params:
+            raise RpcFailureError(
+                JSONRPC2_INVALID_PARAMS, "missing required parameter: payment_hash"
+            )
+        payment = self.scenario.payments.get(params["payment_hash"])
+        if payment is None:
+            raise RpcFailureError(
+                PAY_NO_SUCH_PAYMENT,
+                f"Never attempted payment part 0 for '{params['payment_hash']}'",
+            )
+        if payment["_final_status"] == "failed":
+            failure = self.scenario.pay_failure or {}
+            payment["status"] = "failed"
+            raise RpcFailureError(
+                int(failure.get("code", PAY_TRY_OTHER_ROUTE)),
+                str(failure.get("message", "failed: WIRE_TEMPORARY_CHANNEL_FAILURE")),
+            )
+        payment["status"] = "complete"
+        return {k: v for k, v in payment.items() if not k.startswith("_")}
 
     def rpc_listpays(self, params: dict) -> dict:
         return {"pays": []}
@@ -744,6 +1031,10 @@ class Lightningd:
         raise RpcFailureError(
             INVOICE_WAIT_TIMED_OUT, "Timed out while waiting for invoice to be paid"
         )
+
+
+def _public_invoice(invoice: dict) -> dict:
+    return {k: v for k, v in invoice.items() if not k.startswith("_")}
 
 
 def _fund(ch: FakeChannel) -> dict:

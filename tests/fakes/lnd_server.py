@@ -8,7 +8,10 @@ lnd's rpcserver.go for the calls Daznode and LNbits' LndRestWallet make:
 - POST /v1/chanpolicy replaces the whole policy, validates it like routing/localchans
   and reports per-channel problems in `failed_updates`;
 - POST /v1/switch pages like channeldb's ForwardingLog.Query (index_offset counts
-  records inside [start_time, end_time], last_offset_index = index_offset + returned).
+  records inside [start_time, end_time], last_offset_index = index_offset + returned);
+- POST /v1/invoices adds an invoice; POST /v2/router/send (SendPaymentV2) pays only the
+  fake's own invoices, as a circular payment over our channels, and streams the updates
+  as newline-delimited JSON ({"result": Payment} lines, {"error": Status} on failure).
 
 In tests:  `with FakeLndServer() as lnd: httpx.AsyncClient(base_url=lnd.url, ...)`.
 Standalone: `python tests/fakes/lnd_server.py --port 8080` serves the default scenario.
@@ -20,6 +23,7 @@ import argparse
 import base64
 import contextlib
 import fnmatch
+import hashlib
 import json
 import signal
 import socket
@@ -35,6 +39,8 @@ DEFAULT_MACAROON = "0201036c6e6402f801030a10" + "ab" * 24  # hex, like a real on
 MIN_CLTV_DELTA = 18  # routing.MinCLTVDelta in LND 0.18-0.20
 MAX_CLTV_EXPIRY = 2016  # htlcswitch.DefaultMaxOutgoingCltvExpiry
 NOW = 1_735_689_600  # 2025-01-01, fixed so scenarios are reproducible
+# What the hops between the first and the last peer of a circular payment charge.
+REBALANCE_HOP_FEE_MSAT = 1_000
 
 
 def chan_id(block: int, tx: int, out: int) -> int:
@@ -98,9 +104,30 @@ class FakeChannel:
     min_htlc_msat: int = 1  # negotiated channel minimum (LocalChanCfg.MinHTLC)
     max_pending_amt_msat: int | None = None  # max in flight; default 99% of capacity
 
+    # sub-satoshi parts of the balances: LND reports balances in whole sat, rounded down
+    local_extra_msat: int = 0
+    remote_extra_msat: int = 0
+
     @property
     def channel_point(self) -> str:
         return f"{self.funding_txid}:{self.output_index}"
+
+    @property
+    def local_msat(self) -> int:
+        return self.local_balance * 1000 + self.local_extra_msat
+
+    @property
+    def remote_msat(self) -> int:
+        return self.remote_balance * 1000 + self.remote_extra_msat
+
+    @property
+    def reserve_msat(self) -> int:
+        return self.capacity // 100 * 1000  # chan_reserve_sat, as in _constraints
+
+    def move_msat(self, to_local: int) -> None:
+        """Shift `to_local` msat from the remote side to ours (negative: the other way)."""
+        self.local_balance, self.local_extra_msat = divmod(self.local_msat + to_local, 1000)
+        self.remote_balance, self.remote_extra_msat = divmod(self.remote_msat - to_local, 1000)
 
     @property
     def max_pending_msat(self) -> int:
@@ -138,6 +165,34 @@ class FakeEdge:
 
 
 @dataclass
+class FakeInvoice:
+    payment_request: str
+    r_preimage: bytes
+    value_msat: int
+    memo: str
+    expiry: int
+    add_index: int
+    settled: bool = False
+
+    @property
+    def r_hash(self) -> bytes:
+        return hashlib.sha256(self.r_preimage).digest()
+
+
+@dataclass
+class FakePayment:
+    """A payment SendPaymentV2 finished: what it cost and which channels it used."""
+
+    payment_hash: str
+    value_msat: int
+    fee_msat: int
+    status: str  # SUCCEEDED or FAILED
+    failure_reason: str
+    out_chan_id: int | None = None
+    in_chan_id: int | None = None
+
+
+@dataclass
 class Scenario:
     pubkey: str
     alias: str
@@ -145,6 +200,8 @@ class Scenario:
     forwards: list[FakeForward] = field(default_factory=list)
     nodes: list[FakeNode] = field(default_factory=list)
     edges: list[FakeEdge] = field(default_factory=list)
+    invoices: list[FakeInvoice] = field(default_factory=list)
+    payments: list[FakePayment] = field(default_factory=list)
     macaroon: str = DEFAULT_MACAROON
     version: str = "0.20.1-beta commit=v0.20.1-beta"
     network: str = "regtest"
@@ -265,6 +322,9 @@ class Fault:
     body: bytes = b""
     content_type: str = "application/json"
     times: int | None = None  # None: until cleared
+    # streaming calls: answer 200, send an in-flight update, then this {"code", "message"}
+    # as an {"error": ...} line, without making the payment
+    stream_error: dict[str, Any] | None = None
 
 
 @dataclass
@@ -393,6 +453,9 @@ class FakeLndServer:
         body = json.dumps({"code": code, "message": message, "details": []}).encode()
         self.inject(path, Fault(status=status, body=body))
 
+    def inject_stream_error(self, path: str, message: str, code: int = 2) -> None:
+        self.inject(path, Fault(stream_error={"code": code, "message": message, "details": []}))
+
     def inject_body(self, path: str, body: bytes, status: int = 200) -> None:
         self.inject(path, Fault(status=status, body=body))
 
@@ -517,6 +580,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._check_macaroon()
             if isinstance(body, bytes):
                 raise _bad_request("invalid character in request body")
+            if path == "/v2/router/send" and method == "POST" and isinstance(body, dict):
+                stream_error = fault.stream_error if fault is not None else None
+                with fake.lock:
+                    lines = _send_payment(fake.scenario, body, stream_error)
+                self._send_lines(lines)
+                return
             result = _route(fake, method, path, query, body)
             if fault is not None and fault.delay_after_apply and fake.wait(fault.delay_after_apply):
                 return
@@ -545,6 +614,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _send_lines(self, lines: list[dict[str, Any]]) -> None:
+        """A grpc-gateway server stream: chunked, one JSON object and a newline per message."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for line in lines:
+            data = json.dumps(line).encode() + b"\n"
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
     def _hold_stream(self) -> None:
         """LNbits' invoice listener: keep the stream open (no invoices) until stop."""
@@ -585,6 +666,8 @@ def _route(
                 return _forwarding_history(s, body)
             if path == "/v1/chanpolicy":
                 return _update_channel_policy(s, body)
+            if path == "/v1/invoices":
+                return _add_invoice(s, body)
     if path in _KNOWN_PATHS:
         raise LndError("Method Not Allowed", code=12, status=501)
     raise LndError("Not Found", code=5, status=404)
@@ -598,6 +681,8 @@ _KNOWN_PATHS = {
     "/v1/fees",
     "/v1/switch",
     "/v1/chanpolicy",
+    "/v1/invoices",
+    "/v2/router/send",
 }
 
 
@@ -1025,6 +1110,176 @@ def _htlc_limits_error(chan: FakeChannel, p: FakePolicy) -> str | None:
     if p.min_htlc > p.max_htlc_msat:
         return f"min_htlc {_msat(p.min_htlc)} greater than max_htlc {_msat(p.max_htlc_msat)}"
     return None
+
+
+# ---------------------------------------------------------------------- payments
+
+_INVOICE_FIELDS = {
+    "memo", "r_preimage", "r_hash", "value", "value_msat", "settled", "creation_date",
+    "settle_date", "payment_request", "description_hash", "expiry", "fallback_addr",
+    "cltv_expiry", "route_hints", "private", "add_index", "settle_index", "amt_paid",
+    "amt_paid_sat", "amt_paid_msat", "state", "htlcs", "features", "is_keysend",
+    "payment_addr", "is_amp", "amp_invoice_state", "is_blinded", "blinded_path_config",
+}  # fmt: skip
+
+_SEND_FIELDS = {
+    "dest", "amt", "payment_hash", "final_cltv_delta", "payment_request",
+    "timeout_seconds", "fee_limit_sat", "cltv_limit", "route_hints", "dest_custom_records",
+    "amt_msat", "fee_limit_msat", "last_hop_pubkey", "allow_self_payment", "dest_features",
+    "max_parts", "no_inflight_updates", "outgoing_chan_ids", "payment_addr",
+    "max_shard_size_msat", "amp", "time_pref", "cancelable", "first_hop_custom_records",
+}  # fmt: skip
+
+
+def _sat_or_msat(body: dict[str, Any], sat_key: str, msat_key: str) -> int:
+    """lnrpc.UnmarshallAmt: one of the two, never both, never negative."""
+    sat, msat = _req_int(body, sat_key), _req_int(body, msat_key)
+    if sat and msat:
+        raise LndError("sat and msat arguments are mutually exclusive")
+    value = sat * 1000 if sat else msat
+    if value < 0:
+        raise LndError("amount cannot be negative")
+    return value
+
+
+def _add_invoice(s: Scenario, body: dict[str, Any]) -> dict[str, Any]:
+    """rpcServer.AddInvoice for a plain (non-AMP, non-hold) invoice."""
+    _check_fields(body, _INVOICE_FIELDS)
+    value_msat = _sat_or_msat(body, "value", "value_msat")
+    memo = body.get("memo", "")
+    if not isinstance(memo, str):
+        raise _bad_request(f"proto: invalid value for string field memo: {memo!r}")
+    add_index = len(s.invoices) + 1
+    preimage = hashlib.sha256(f"fake-lnd-preimage-{s.pubkey}-{add_index}".encode()).digest()
+    invoice = FakeInvoice(
+        payment_request="",
+        r_preimage=preimage,
+        value_msat=value_msat,
+        memo=memo,
+        expiry=_req_int(body, "expiry") or 86_400,
+        add_index=add_index,
+    )
+    invoice.payment_request = f"lnbcrt{value_msat}fake1{invoice.r_hash.hex()}"
+    s.invoices.append(invoice)
+    return {
+        "r_hash": base64.b64encode(invoice.r_hash).decode(),
+        "payment_request": invoice.payment_request,
+        "add_index": str(add_index),
+        "payment_addr": base64.b64encode(hashlib.sha256(preimage).digest()).decode(),
+    }
+
+
+def _payment_json(
+    inv: FakeInvoice, index: int, status: str, fee_msat: int = 0, reason: str = ""
+) -> dict[str, Any]:
+    settled = status == "SUCCEEDED"
+    return {
+        "payment_hash": inv.r_hash.hex(),
+        "value": str(inv.value_msat // 1000),
+        "creation_date": str(NOW),
+        "fee": str(fee_msat // 1000),
+        "payment_preimage": inv.r_preimage.hex() if settled else "00" * 32,
+        "value_sat": str(inv.value_msat // 1000),
+        "value_msat": str(inv.value_msat),
+        "payment_request": inv.payment_request,
+        "status": status,
+        "fee_sat": str(fee_msat // 1000),
+        "fee_msat": str(fee_msat),
+        "creation_time_ns": str(NOW * 10**9),
+        "htlcs": [],
+        "payment_index": str(index),
+        "failure_reason": reason or "FAILURE_REASON_NONE",
+        "first_hop_custom_records": {},
+    }
+
+
+def _send_payment(
+    s: Scenario, body: dict[str, Any], stream_error: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Router.SendPaymentV2 for a payment to one of our own invoices: a circular route out
+    through one of `outgoing_chan_ids` and back through a channel with `last_hop_pubkey`.
+    Request errors raise LndError (answered before the stream starts, with an HTTP error
+    status); a payment that finds no affordable route ends FAILED/FAILURE_REASON_NO_ROUTE."""
+    _check_fields(body, _SEND_FIELDS)
+    pay_req = body.get("payment_request")
+    if not isinstance(pay_req, str) or not pay_req:
+        raise LndError("unable to send payment: no payment request or destination given")
+    inv = next((i for i in s.invoices if i.payment_request == pay_req), None)
+    if inv is None:
+        raise LndError("invalid payment request: the fake LND pays only its own invoices")
+    fee_limit = _sat_or_msat(body, "fee_limit_sat", "fee_limit_msat")
+    last_hop: str | None = None
+    if body.get("last_hop_pubkey"):
+        raw = base64.b64decode(str(body["last_hop_pubkey"]))
+        if len(raw) != 33:
+            raise LndError(f"invalid vertex length of {len(raw)}, want 33")
+        last_hop = raw.hex()
+    outgoing = body.get("outgoing_chan_ids") or []
+    if not isinstance(outgoing, list):
+        raise _bad_request("proto: invalid value for repeated field outgoing_chan_ids")
+    out_ids = {_req_int({"outgoing_chan_ids": x}, "outgoing_chan_ids") for x in outgoing}
+    if not _req_bool(body, "allow_self_payment"):
+        raise LndError("self-payments not allowed")
+    if inv.settled:
+        raise LndError("invoice is already paid")
+    amount = inv.value_msat
+    if amount <= 0:
+        raise LndError("amount must be specified when paying a zero amount invoice")
+
+    index = len(s.payments) + 1
+    in_flight = {"result": _payment_json(inv, index, "IN_FLIGHT")}
+    if stream_error is not None:
+        return [in_flight, {"error": stream_error}]
+    lines = [] if _req_bool(body, "no_inflight_updates") else [in_flight]
+    route = _cheapest_circle(s, amount, fee_limit, out_ids, last_hop)
+    if route is None:
+        s.payments.append(
+            FakePayment(inv.r_hash.hex(), amount, 0, "FAILED", "FAILURE_REASON_NO_ROUTE")
+        )
+        lines.append({"result": _payment_json(inv, index, "FAILED", 0, "FAILURE_REASON_NO_ROUTE")})
+        return lines
+    out, inn, fee = route
+    out.move_msat(-(amount + fee))
+    inn.move_msat(amount)
+    inv.settled = True
+    s.payments.append(
+        FakePayment(inv.r_hash.hex(), amount, fee, "SUCCEEDED", "", out.chan_id, inn.chan_id)
+    )
+    lines.append({"result": _payment_json(inv, index, "SUCCEEDED", fee)})
+    return lines
+
+
+def _cheapest_circle(
+    s: Scenario, amount: int, fee_limit: int, out_ids: set[int], last_hop: str | None
+) -> tuple[FakeChannel, FakeChannel, int] | None:
+    """(out channel, in channel, fee) of the cheapest usable circle within the fee limit.
+
+    The fee is what the last peer charges to forward over the in channel (its policy) plus
+    REBALANCE_HOP_FEE_MSAT for the hops in between (none when both peers are the same)."""
+    best: tuple[FakeChannel, FakeChannel, int] | None = None
+    for out in s.channels:
+        if not out.active or (out_ids and out.chan_id not in out_ids):
+            continue
+        for inn in s.channels:
+            policy = inn.remote_policy
+            if inn is out or not inn.active or policy is None or policy.disabled:
+                continue
+            if last_hop is not None and inn.peer_pubkey != last_hop:
+                continue
+            if not policy.min_htlc <= amount <= policy.max_htlc_msat:
+                continue
+            fee = policy.fee_base_msat + amount * policy.fee_rate_milli_msat // 1_000_000
+            if inn.peer_pubkey != out.peer_pubkey:
+                fee += REBALANCE_HOP_FEE_MSAT
+            if fee > fee_limit:
+                continue
+            if out.local_msat - out.reserve_msat < amount + fee:
+                continue
+            if inn.remote_msat - inn.reserve_msat < amount:
+                continue
+            if best is None or fee < best[2]:
+                best = (out, inn, fee)
+    return best
 
 
 # --------------------------------------------------------------------- standalone

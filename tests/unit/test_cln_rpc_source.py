@@ -31,6 +31,7 @@ from tests.fakes.cln_server import (
     T0,
     US,
     FakeLightningd,
+    _gossip,
 )
 
 A, B, C, E = "800000x1x0", "800100x2x1", "800200x3x0", "800300x4x0"
@@ -316,6 +317,119 @@ async def test_describe_graph_nodes(source: ClnRpcSource) -> None:
     assert nodes[NODE_Y].alias == "" and nodes[NODE_Y].last_update == 0
     endpoints = {p for e in graph.edges for p in (e.node1, e.node2)}
     assert endpoints <= set(nodes)
+
+
+# -- rebalance --------------------------------------------------------------------------
+
+AB = "790000x5x0"  # a public channel between the two peers, in the fake's graph only
+
+
+def link_peers(fake: FakeLightningd) -> None:
+    """Let getroute find A -> B; A charges 200 msat + 300 ppm and a CLTV delta of 40."""
+    fake.scenario.gossip.append(
+        _gossip(PEER_A, PEER_B, AB, 1_000_000_000, base=200, ppm=300, delay=40)
+    )
+
+
+async def test_rebalance_pays_itself_in_a_circle(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    link_peers(fake)
+    result = await source.rebalance(A, B, 100_000_000, 50_000)
+
+    # B charges 1000 + 1 ppm on the last hop (updates.remote), A 200 + 300 ppm on A -> B
+    assert calls(fake, "getroute") == [
+        {
+            "id": PEER_B,
+            "amount_msat": 100_001_100,
+            "riskfactor": 10,
+            "fromid": PEER_A,
+            "exclude": [US],
+        }
+    ]
+    (sent,) = calls(fake, "sendpay")
+    route = sent["route"]
+    assert [(h["id"], h["channel"]) for h in route] == [(PEER_A, A), (PEER_B, AB), (US, B)]
+    amounts = [h["amount_msat"] for h in route]
+    delays = [h["delay"] for h in route]
+    assert amounts == [100_031_300, 100_001_100, 100_000_000]
+    assert amounts == sorted(amounts, reverse=True) and amounts[-1] == 100_000_000
+    assert delays == [18 + 144 + 40, 18 + 144, 18]
+    assert [h["direction"] for h in route] == [1, 0, 1]  # A < US < B
+    assert {h["style"] for h in route} == {"tlv"}
+    assert sent["amount_msat"] == 100_000_000
+
+    (invoice,) = calls(fake, "invoice")
+    assert invoice["label"].startswith("daznode-rebalance-")
+    assert invoice["amount_msat"] == 100_000_000
+    assert sent["payment_hash"] == fake.scenario.invoices[invoice["label"]]["payment_hash"]
+    assert fake.scenario.invoices[invoice["label"]]["status"] == "paid"
+    assert calls(fake, "waitsendpay") == [{"payment_hash": sent["payment_hash"], "timeout": 60}]
+
+    assert result.ok is True
+    assert (result.out_channel, result.in_channel) == (A, B)
+    assert (result.amount_msat, result.fee_msat) == (100_000_000, 31_300)
+    assert result.detail == sent["payment_hash"]
+    assert fake.channel(A).to_us_msat == 3_000_000_000 - 100_031_300
+    assert fake.channel(B).to_us_msat == 500_000_000 + 100_000_000
+    assert calls(fake, "delinvoice") == []
+
+
+async def test_rebalance_too_expensive_pays_nothing(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    link_peers(fake)
+    result = await source.rebalance(A, B, 100_000_000, 31_299)
+    assert result.ok is False and result.fee_msat == 0
+    assert "too expensive" in result.detail and "31300" in result.detail
+    assert calls(fake, "sendpay") == [] and calls(fake, "invoice") == []
+    assert fake.channel(A).to_us_msat == 3_000_000_000
+
+
+async def test_rebalance_without_route(fake: FakeLightningd, source: ClnRpcSource) -> None:
+    result = await source.rebalance(A, B, 100_000_000, 1_000_000)
+    assert result.ok is False and result.fee_msat == 0
+    assert "Could not find a route" in result.detail and "205" in result.detail
+    assert calls(fake, "sendpay") == [] and fake.scenario.invoices == {}
+
+
+async def test_rebalance_payment_failure_deletes_invoice(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    link_peers(fake)
+    message = "failed: WIRE_TEMPORARY_CHANNEL_FAILURE (reply from remote)"
+    fake.scenario.pay_failure = {"code": 204, "message": message}
+    result = await source.rebalance(A, B, 100_000_000, 50_000)
+    assert result.ok is False and result.fee_msat == 0
+    assert message in result.detail and "204" in result.detail
+    (invoice,) = calls(fake, "invoice")
+    assert calls(fake, "delinvoice") == [{"label": invoice["label"], "status": "unpaid"}]
+    assert fake.scenario.invoices == {}
+    assert fake.channel(A).to_us_msat == 3_000_000_000
+    assert fake.channel(B).to_us_msat == 500_000_000
+
+
+@pytest.mark.parametrize(
+    ("out_channel", "in_channel", "message"),
+    [
+        ("123x4x5", B, "unknown channel"),
+        (A, "123x4x5", "unknown channel"),
+        (A, A, "two different channels"),
+        ("700000x9x1", B, "ONCHAIN"),  # closed
+        (PEER_A, B, "short channel id"),
+    ],
+)
+async def test_rebalance_refuses_bad_channels(
+    fake: FakeLightningd,
+    source: ClnRpcSource,
+    out_channel: str,
+    in_channel: str,
+    message: str,
+) -> None:
+    link_peers(fake)
+    with pytest.raises(NodeRequestError, match=message):
+        await source.rebalance(out_channel, in_channel, 100_000_000, 50_000)
+    assert calls(fake, "invoice") == [] and calls(fake, "sendpay") == []
 
 
 # -- errors -----------------------------------------------------------------------------

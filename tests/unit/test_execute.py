@@ -39,6 +39,7 @@ from engine.node_source import (
     NodeUnavailable,
     NotSupported,
     PolicyUpdate,
+    RebalanceResult,
     RoutingPolicy,
 )
 from engine.sources.simulated import SimConfig, SimulatedNode
@@ -90,6 +91,11 @@ class FaultyNode:
 
     async def describe_graph(self) -> NetworkGraph:
         return await self.inner.describe_graph()
+
+    async def rebalance(
+        self, out_channel: str, in_channel: str, amount_msat: int, max_fee_msat: int
+    ) -> RebalanceResult:
+        return await self.inner.rebalance(out_channel, in_channel, amount_msat, max_fee_msat)
 
     async def get_policy(self, channel_id: str) -> RoutingPolicy:
         return await self._call("get_policy", channel_id, lambda: self.inner.get_policy(channel_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -17,12 +18,14 @@ from engine.node_source import (
     RoutingPolicy,
     scid_from_int,
 )
+from engine.sources import lnd_rest
 from engine.sources.lnd_rest import LndRestSource
 from tests.fakes.lnd_server import (
     FAR_NODE,
     OUR_PUBKEY,
     PEER_HIGH,
     PEER_LOW,
+    REBALANCE_HOP_FEE_MSAT,
     FakeForward,
     FakeLndServer,
     chan_id,
@@ -385,6 +388,184 @@ async def test_describe_graph(lnd: FakeLndServer, source: LndRestSource) -> None
     assert high.last_update > 0
     (request,) = lnd.requests_to("/v1/graph")
     assert request.query == {"include_unannounced": ["false"]}
+
+
+# -------------------------------------------------------------------- rebalance
+
+
+def _balances(lnd: FakeLndServer) -> list[tuple[int, int]]:
+    return [(c.local_msat, c.remote_msat) for c in lnd.scenario.channels]
+
+
+async def test_rebalance_moves_liquidity_and_reports_fee(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    amount = 100_000_500  # not whole sat: the fake keeps msat
+    # LOW's peer charges 0 + 10 ppm to forward to us; the hops in between a fixed fee.
+    fee = amount * 10 // 1_000_000 + REBALANCE_HOP_FEE_MSAT
+    high_before, low_before = lnd.channel(HIGH.chan_id), lnd.channel(LOW.chan_id)
+    high_local, high_remote = high_before.local_msat, high_before.remote_msat
+    low_local, low_remote = low_before.local_msat, low_before.remote_msat
+
+    result = await source.rebalance(HIGH_SCID, LOW_SCID, amount, 5_000)
+
+    assert result.ok
+    assert (result.out_channel, result.in_channel) == (HIGH_SCID, LOW_SCID)
+    assert result.amount_msat == amount
+    assert result.fee_msat == fee == 2_000
+    (invoice,) = lnd.scenario.invoices
+    assert invoice.settled
+    assert result.detail == invoice.r_hash.hex()
+
+    high, low = lnd.channel(HIGH.chan_id), lnd.channel(LOW.chan_id)
+    assert high.local_msat == high_local - amount - fee
+    assert high.remote_msat == high_remote + amount + fee
+    assert low.local_msat == low_local + amount
+    assert low.remote_msat == low_remote - amount
+    channels = {c.channel_id: c for c in await source.list_channels()}
+    assert channels[HIGH_SCID].local_balance_msat == (high_local - amount - fee) // 1000 * 1000
+    assert channels[LOW_SCID].local_balance_msat == low_local + amount // 1000 * 1000
+
+    (add_invoice,) = lnd.requests_to("/v1/invoices")
+    assert add_invoice.body == {
+        "value_msat": str(amount),
+        "memo": "daznode rebalance",
+        "expiry": "600",
+    }
+    (send,) = lnd.requests_to("/v2/router/send")
+    assert send.has_macaroon
+    assert send.body == {
+        "payment_request": invoice.payment_request,
+        "outgoing_chan_ids": [str(HIGH.chan_id)],
+        "last_hop_pubkey": base64.b64encode(bytes.fromhex(PEER_LOW)).decode(),
+        "fee_limit_msat": "5000",
+        "timeout_seconds": 60,
+        "allow_self_payment": True,
+        "no_inflight_updates": True,
+    }
+
+
+async def test_rebalance_reads_past_in_flight_updates(
+    lnd: FakeLndServer, client: httpx.AsyncClient
+) -> None:
+    """Without no_inflight_updates the fake streams IN_FLIGHT first, like LND."""
+    invoice = (await client.post("/v1/invoices", json={"value_msat": "1000000"})).json()
+    body = {
+        "payment_request": invoice["payment_request"],
+        "fee_limit_msat": "10000",
+        "allow_self_payment": True,
+    }
+    resp = await client.post("/v2/router/send", json=body)
+    lines = [json.loads(line) for line in resp.text.splitlines()]
+    assert [line["result"]["status"] for line in lines] == ["IN_FLIGHT", "SUCCEEDED"]
+    assert lines[1]["result"]["payment_hash"] == base64.b64decode(invoice["r_hash"]).hex()
+
+
+async def test_rebalance_too_expensive_fails_without_moving_funds(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    before = _balances(lnd)
+    result = await source.rebalance(HIGH_SCID, LOW_SCID, 100_000_000, 1_999)  # costs 2000
+    assert not result.ok
+    assert result.fee_msat == 0
+    assert result.detail == "FAILURE_REASON_NO_ROUTE"
+    assert _balances(lnd) == before
+    (request,) = lnd.requests_to("/v2/router/send")
+    assert request.body["fee_limit_msat"] == "1999"
+
+
+async def test_rebalance_beyond_the_balance_fails(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    before = _balances(lnd)
+    result = await source.rebalance(HIGH_SCID, LOW_SCID, 190_000_000, 10**6)  # reserve!
+    assert not result.ok and result.detail == "FAILURE_REASON_NO_ROUTE"
+    assert _balances(lnd) == before
+
+
+@pytest.mark.parametrize(
+    ("out_channel", "in_channel", "match"),
+    [
+        ("700000x1x0", LOW_SCID, "unknown channel 700000x1x0"),
+        (HIGH_SCID, "790000x5x1", "unknown channel 790000x5x1"),  # not ours
+        (HIGH_SCID, str(HIGH.chan_id), "two different channels"),
+        ("nope", LOW_SCID, "short channel id"),
+    ],
+)
+async def test_rebalance_refuses_bad_channels(
+    lnd: FakeLndServer, source: LndRestSource, out_channel: str, in_channel: str, match: str
+) -> None:
+    with pytest.raises(NodeRequestError, match=match):
+        await source.rebalance(out_channel, in_channel, 1_000_000, 1_000)
+    assert lnd.requests_to("/v1/invoices") == []
+    assert lnd.requests_to("/v2/router/send") == []
+
+
+async def test_rebalance_refuses_two_channels_with_one_peer() -> None:
+    scenario = default_scenario()
+    twin = replace(scenario.channels[0], chan_id=chan_id(840_000, 1, 0), funding_txid="d4" * 32)
+    scenario.channels.append(twin)
+    with FakeLndServer(scenario) as lnd:
+        async with httpx.AsyncClient(base_url=lnd.url, headers=lnd.headers) as c:
+            with pytest.raises(NodeRequestError, match="same peer"):
+                await LndRestSource(c).rebalance(LOW_SCID, "840000x1x0", 1_000_000, 1_000)
+        assert lnd.requests_to("/v1/invoices") == []
+
+
+async def test_rebalance_stream_error_line_is_request_error(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    before = _balances(lnd)
+    lnd.inject_stream_error("/v2/router/send", "payment attempt not completed: boom")
+    with pytest.raises(NodeRequestError, match="payment attempt not completed: boom") as excinfo:
+        await source.rebalance(HIGH_SCID, LOW_SCID, 1_000_000, 5_000)
+    assert not isinstance(excinfo.value, NodeUnavailable)
+    assert _balances(lnd) == before
+
+
+async def test_rebalance_error_before_the_stream_keeps_lnd_message(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    lnd.inject_lnd_error("/v2/router/send", "invoice is already paid")
+    with pytest.raises(NodeRequestError, match="invoice is already paid"):
+        await source.rebalance(HIGH_SCID, LOW_SCID, 1_000_000, 5_000)
+
+
+@pytest.mark.parametrize("path", ["/v1/invoices", "/v2/router/send"])
+async def test_rebalance_503_is_transient(
+    lnd: FakeLndServer, source: LndRestSource, path: str
+) -> None:
+    before = _balances(lnd)
+    lnd.inject_unavailable(path)
+    with pytest.raises(NodeUnavailable, match="HTTP 503") as excinfo:
+        await source.rebalance(HIGH_SCID, LOW_SCID, 1_000_000, 5_000)
+    assert excinfo.value.transient
+    assert _balances(lnd) == before
+
+
+async def test_rebalance_lost_answer_is_not_retryable(
+    lnd: FakeLndServer, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once SendPaymentV2 has the request the payment may be under way: a retry would
+    pay a second invoice, so a timeout then must not count as transient."""
+    monkeypatch.setattr(lnd_rest, "REBALANCE_TIMEOUT_S", 0)
+    lnd.inject_delay("/v2/router/send", 3.0)
+    source = LndRestSource(client, timeout=0.2)
+    with pytest.raises(NodeUnavailable, match="outcome unknown") as excinfo:
+        await source.rebalance(HIGH_SCID, LOW_SCID, 1_000_000, 5_000)
+    assert not excinfo.value.transient
+    (invoice,) = lnd.scenario.invoices
+    assert invoice.r_hash.hex() in str(excinfo.value)
+
+
+async def test_fake_rebalance_needs_macaroon(lnd: FakeLndServer) -> None:
+    async with httpx.AsyncClient(base_url=lnd.url) as bare:
+        resp = await bare.post("/v2/router/send", json={"allow_self_payment": True})
+        assert resp.status_code == 500
+        assert resp.json()["message"] == "expected 1 macaroon, got 0"
+        resp = await bare.post("/v1/invoices", json={"value_msat": "1000"})
+        assert resp.status_code == 500
+    assert lnd.scenario.invoices == []
 
 
 # ----------------------------------------------------------------------- errors

@@ -511,3 +511,32 @@ def test_extra_polls_change_nothing(
         assert await quiet.list_channels() == await busy.list_channels()
 
     asyncio.run(run())
+
+
+async def test_rebalance_moves_liquidity_for_the_modelled_fee():
+    from engine.node_source import NodeRequestError
+    from engine.sources.simulated import REBALANCE_HOP_PPM
+
+    t = [1_800_000_000.0]
+    node = SimulatedNode(
+        generate_network(300, 3),
+        SimConfig(seed=5, num_channels=6, history_days=1),
+        clock=lambda: t[0],
+    )
+    chans = sorted(await node.list_channels(), key=lambda c: c.local_ratio)
+    low, high = chans[0], chans[-1]
+    amount = min(high.local_balance_msat // 4, low.remote_balance_msat // 4)
+    fee = low.remote_policy.fee_msat(amount) + amount * REBALANCE_HOP_PPM // 1_000_000
+    too_cheap = await node.rebalance(high.channel_id, low.channel_id, amount, fee - 1)
+    assert not too_cheap.ok and "too expensive" in too_cheap.detail and too_cheap.fee_msat == 0
+    same = {c.channel_id: c.local_balance_msat for c in await node.list_channels()}
+    assert same == {c.channel_id: c.local_balance_msat for c in chans}
+    done = await node.rebalance(high.channel_id, low.channel_id, amount, fee)
+    assert done.ok and done.fee_msat == fee
+    after = {c.channel_id: c.local_balance_msat for c in await node.list_channels()}
+    assert after[low.channel_id] == low.local_balance_msat + amount
+    assert after[high.channel_id] == high.local_balance_msat - amount - fee
+    with pytest.raises(NodeRequestError):
+        await node.rebalance(low.channel_id, low.channel_id, amount, fee)
+    with pytest.raises(NodeRequestError):
+        await node.rebalance("1x1x1", low.channel_id, amount, fee)
