@@ -62,21 +62,12 @@ async def transaction() -> AsyncIterator[Tx]:
 
 
 async def get_settings() -> DaznodeSettings:
-    row = await db.fetchone("SELECT data FROM daznode.settings WHERE id = 'global'")
-    if not row:
-        return DaznodeSettings()
-    return DaznodeSettings.parse_obj(json.loads(row["data"]))
+    data = await get_doc("global")
+    return DaznodeSettings.parse_obj(data) if data else DaznodeSettings()
 
 
 async def save_settings(new: DaznodeSettings, now: int) -> None:
-    async with transaction() as tx:
-        await tx.run(
-            """
-            INSERT INTO daznode.settings (id, data, updated_at) VALUES ('global', :data, :now)
-            ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at
-            """,
-            {"data": new.json(), "now": now},
-        )
+    await save_doc("global", new.dict(), now)
 
 
 # -- monitor state, lease, cursor -----------------------------------------------------------

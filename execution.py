@@ -158,7 +158,7 @@ def _row(
     }
 
 
-async def _update_log(now: int, bounds: Bounds) -> UpdateLog:
+async def update_log(now: int, bounds: Bounds) -> UpdateLog:
     # As far back as the longest rule looks: the day's gossip budget or a longer cooldown.
     since = now - max(DAY, bounds.cooldown_seconds)
     return UpdateLog(tuple(await crud.recent_policy_updates(since)))
@@ -192,12 +192,12 @@ async def propose(recs: list[Recommendation], now: int) -> list[dict]:
         [c for c, _, _ in candidates],
         cfg.bounds,
         cfg.overrides,
-        await _update_log(now, cfg.bounds),
+        await update_log(now, cfg.bounds),
         now,
     )
     rows = []
     for (change, rec, engine_fee), verdict in zip(candidates, verdicts, strict=True):
-        if not verdict.ok and any("cooldown" in r or "budget" in r for r in verdict.reasons):
+        if verdict.later:
             continue  # not now; the next evaluation proposes it again when allowed
         status = "pending" if verdict.ok else "rejected"
         rows.append(_row(change, rec, status, verdict, now, engine_fee))
@@ -268,7 +268,7 @@ async def apply_changes(ids: list[str], actor: str, now: int | None = None) -> A
     cfg = await load_execution_settings()
     changes = [_change_of(r) for r in rows]
     verdicts = validate_batch(
-        changes, cfg.bounds, cfg.overrides, await _update_log(now, cfg.bounds), now
+        changes, cfg.bounds, cfg.overrides, await update_log(now, cfg.bounds), now
     )
     rejected = {
         c.change_id: list(v.reasons) for c, v in zip(changes, verdicts, strict=True) if not v.ok

@@ -54,7 +54,6 @@ from .crud import (
     get_rebalances,
     get_settings,
     policy_to_json,
-    recent_policy_updates,
     save_doc,
     save_settings,
     set_change_status,
@@ -78,7 +77,7 @@ from .engine.profiles import (
     profile_to_yaml,
 )
 from .engine.rules import RuleError, parse_rules, rules_to_doc
-from .engine.validate import UpdateLog, ValidationConfigError, validate_policy_change
+from .engine.validate import ValidationConfigError, validate_policy_change
 from .execution import (
     RebalanceRefused,
     apply_changes,
@@ -88,6 +87,7 @@ from .execution import (
     parse_backup_export,
     rollback,
     run_rebalance,
+    update_log,
 )
 from .models import (
     ApplyOut,
@@ -704,10 +704,12 @@ async def _manual_change(body: ManualChange) -> tuple[PolicyChange, Any]:
     change = PolicyChange(uuid.uuid4().hex[:16], row["channel_id"], before, after, "manual")
     cfg = await load_execution_settings()
     now = int(time.time())
-    since = now - max(86400, cfg.bounds.cooldown_seconds)
-    log = UpdateLog(tuple(await recent_policy_updates(since)))
     verdict = validate_policy_change(
-        change, cfg.bounds, cfg.overrides.get(change.channel_id), log, now
+        change,
+        cfg.bounds,
+        cfg.overrides.get(change.channel_id),
+        await update_log(now, cfg.bounds),
+        now,
     )
     return change, verdict
 

@@ -291,25 +291,28 @@ class Verdict:
     ok: bool
     reasons: tuple[str, ...] = ()  # every rejection reason
     checks: tuple[str, ...] = ()  # what was checked and passed
+    later: tuple[str, ...] = ()  # the reasons that time lifts (cooldown, gossip budget)
 
     def __post_init__(self) -> None:
         if not isinstance(self.ok, bool):
             raise ValidationConfigError(f"ok: expected true or false, got {self.ok!r}")
-        for name in ("reasons", "checks"):
+        for name in ("reasons", "checks", "later"):
             value = getattr(self, name)
             if not isinstance(value, tuple) or not all(isinstance(s, str) for s in value):
                 raise ValidationConfigError(f"{name}: expected a list of texts")
         if self.ok == bool(self.reasons):
             raise ValidationConfigError("ok: must be true exactly when there are no reasons")
+        if not set(self.later) <= set(self.reasons):
+            raise ValidationConfigError("later: every entry must be one of the reasons")
 
     @classmethod
     def from_dict(cls, data: Any) -> Verdict:
         data = _mapping(data, "verdict")
-        _reject_unknown(data, ["ok", "reasons", "checks"], "verdict")
+        _reject_unknown(data, ["ok", "reasons", "checks", "later"], "verdict")
         if "ok" not in data:
             raise ValidationConfigError("ok: required")
         values: dict[str, Any] = {"ok": data["ok"]}
-        for name in ("reasons", "checks"):
+        for name in ("reasons", "checks", "later"):
             value = data.get(name, [])
             if not isinstance(value, list | tuple):
                 raise ValidationConfigError(f"{name}: expected a list of texts")
@@ -317,7 +320,12 @@ class Verdict:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "reasons": list(self.reasons), "checks": list(self.checks)}
+        return {
+            "ok": self.ok,
+            "reasons": list(self.reasons),
+            "checks": list(self.checks),
+            "later": list(self.later),
+        }
 
 
 # -- effective limits -----------------------------------------------------------------------
@@ -518,7 +526,8 @@ def validate_policy_change(
         if 0 <= lo <= hi:
             checks.append(f"{cid}: 0 <= htlc_min {lo} <= htlc_max {hi} msat")
 
-    # Cooldown, against the log and the batch.
+    # Cooldown, against the log and the batch. Time lifts these: they go to `later` too.
+    later: list[str] = []
     if any(p.channel_id == cid for p in pending):
         reasons.append(f"{cid}: already changed in this batch (one update per channel)")
     last = log.last_update(cid)
@@ -526,7 +535,7 @@ def validate_policy_change(
     if last is None:
         checks.append(f"{cid}: no earlier update recorded (cooldown {_duration(cooldown)})")
     elif now - last < cooldown:
-        reasons.append(
+        later.append(
             f"{cid}: last updated {_duration(now - last)} ago, within the cooldown of "
             f"{_duration(cooldown)} ({_duration(cooldown - (now - last))} left)"
         )
@@ -539,7 +548,7 @@ def validate_policy_change(
     day_limit = bounds.max_updates_per_channel_per_day
     day = log.count_within(now, DAY_SECONDS, cid) + sum(p.channel_id == cid for p in pending)
     if day >= day_limit:
-        reasons.append(
+        later.append(
             f"{cid}: {day} updates in the last 24 h, the channel budget is {day_limit} per day"
         )
     else:
@@ -547,14 +556,15 @@ def validate_policy_change(
     hour_limit = bounds.max_updates_per_node_per_hour
     hour = log.count_within(now, HOUR_SECONDS) + len(pending)
     if hour >= hour_limit:
-        reasons.append(
+        later.append(
             f"{cid}: node made {hour} updates in the last hour, the node budget is "
             f"{hour_limit} per hour"
         )
     else:
         checks.append(f"{cid}: node update {hour + 1} of {hour_limit} allowed in 1 h")
 
-    return Verdict(not reasons, tuple(reasons), tuple(checks))
+    reasons += later
+    return Verdict(not reasons, tuple(reasons), tuple(checks), tuple(later))
 
 
 def validate_batch(

@@ -733,3 +733,14 @@ def test_clip_output_is_accepted(data, bounds, cid, before):
         assert len(verdict.reasons) == 1 and "nothing to change" in verdict.reasons[0]
     if validate_policy_change(change, bounds, override, UpdateLog(), NOW).ok:
         assert clipped == change
+
+
+def test_only_cooldown_and_budget_rejections_are_marked_for_later():
+    # The cooldown and the gossip budget lift with time; a bound does not.
+    cooled = check(chg(pol(100), pol(120)), log=UpdateLog(((CID, NOW - 2 * HOUR),)))
+    assert cooled.later == cooled.reasons and len(cooled.later) == 1
+    others = tuple((f"1x{i}x0", NOW - 60 * i) for i in range(1, 21))
+    busy = check(chg(pol(100), pol(120)), log=UpdateLog(others))
+    assert busy.later == busy.reasons
+    too_high = check(chg(pol(4900), pol(7000)))
+    assert not too_high.ok and too_high.later == ()
