@@ -66,7 +66,7 @@ test-app: link
 		DAZNODE_TEST_DB=$(DB) \
 		$$( [ "$(DB)" = postgres ] && echo LNBITS_DATABASE_URL=$$($(CURDIR)/scripts/pg.sh fresh daznode_test_$(RUN)) ) \
 		$(CURDIR)/$(BIN)/python -m pytest -c $(CURDIR)/pyproject.toml --rootdir $(CURDIR) \
-		$(CURDIR)/tests/app -q --durations=5
+		$(CURDIR)/tests/app -q --durations=5 $(ARGS)
 
 deps-browser:
 	@if [ ! -x $(CHROMIUM) ]; then \
@@ -85,7 +85,7 @@ test-browser: link deps-browser
 		$(CURDIR)/tests/browser -q
 
 bench: link
-	cd $(RUN_DIR) && $(CURDIR)/$(BIN)/python $(CURDIR)/bench/run.py
+	cd $(RUN_DIR) && env $(LNBITS_ENV) DAZNODE_RUN_DIR=$(RUN_DIR) $(CURDIR)/$(BIN)/python $(CURDIR)/bench/run.py
 
 clean:
 	-scripts/pg.sh stop

@@ -10,11 +10,13 @@ from .tasks import monitor_loop, stop_monitor
 from .views import daznode_generic_router
 from .views_api import daznode_api_router
 from .views_api_alerts import daznode_alerts_router
+from .views_api_graph import daznode_graph_router
 
 daznode_ext: APIRouter = APIRouter(prefix="/daznode", tags=["daznode"])
 daznode_ext.include_router(daznode_generic_router)
 daznode_ext.include_router(daznode_api_router)
 daznode_ext.include_router(daznode_alerts_router)
+daznode_ext.include_router(daznode_graph_router)
 
 daznode_static_files = [{"path": "/daznode/static", "name": "daznode_static"}]
 

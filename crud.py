@@ -18,7 +18,15 @@ from sqlalchemy import text
 
 from .engine.changes import PolicyChange
 from .engine.execute import JournalItem
-from .engine.node_source import Channel, ForwardEvent, RoutingPolicy
+from .engine.node_score import NodeScore
+from .engine.node_source import (
+    Channel,
+    ForwardEvent,
+    GraphEdge,
+    GraphNode,
+    NetworkGraph,
+    RoutingPolicy,
+)
 from .models import DaznodeSettings, ForwardOut, ForwardsPage, HistoryPoint
 
 db = Database("ext_daznode")
@@ -205,10 +213,14 @@ async def store_channels_snapshot(channels: Iterable[Channel], now: int) -> int:
             """,
             rows,
         )
-        # A channel the node no longer lists has closed.
+        # A channel the node no longer lists has closed (by id: two snapshots may share a
+        # second, so last_seen cannot tell).
+        listed = {f"c{i}": r["channel_id"] for i, r in enumerate(rows)}
+        keep = f"AND channel_id NOT IN ({', '.join(':' + k for k in listed)})" if listed else ""
         await tx.run(
-            "UPDATE daznode.channels SET closed_at = :now WHERE closed_at = 0 AND last_seen < :now",
-            {"now": now},
+            "UPDATE daznode.channels SET closed_at = :now "  # noqa: S608
+            f"WHERE closed_at = 0 {keep}",
+            {"now": now, **listed},
         )
     return len(rows)
 
@@ -690,17 +702,17 @@ async def create_change(row: dict) -> None:
     async with transaction() as tx:
         await tx.run(
             "UPDATE daznode.changes SET status = 'superseded', decided_at = :created_at "
-            "WHERE channel_id = :channel_id AND status = 'pending'",
+            "WHERE channel_id = :channel_id AND kind = :kind AND status = 'pending'",
             row,
         )
         await tx.run(
             """
             INSERT INTO daznode.changes (id, created_at, channel_id, kind, status,
-                before_policy, after_policy, reasons, confidence, origin, validation)
+                before_policy, after_policy, reasons, confidence, origin, validation, action)
             VALUES (:id, :created_at, :channel_id, :kind, :status, :before_policy,
-                :after_policy, :reasons, :confidence, :origin, :validation)
+                :after_policy, :reasons, :confidence, :origin, :validation, :action)
             """,
-            row,
+            {"action": "{}", **row},
         )
 
 
@@ -741,6 +753,37 @@ async def set_change_status(
                 for i in ids
             ],
         )
+
+
+async def supersede_orphans(open_channel_ids: Sequence[str], now: int) -> int:
+    """Pending proposals for channels that are no longer open (closed, or another node behind
+    LNbits now) can never apply: they leave the queue."""
+    names = {f"c{i}": v for i, v in enumerate(open_channel_ids)}
+    keep = f"AND channel_id NOT IN ({', '.join(':' + k for k in names)})" if names else ""
+    result = await db.execute(
+        "UPDATE daznode.changes SET status = 'superseded', decided_at = :now "  # noqa: S608
+        f"WHERE status = 'pending' {keep}",
+        {"now": now, **names},
+    )
+    return result.rowcount or 0
+
+
+async def set_change_outcome(change_id: str, status: str, outcome: str, now: int) -> None:
+    await db.execute(
+        "UPDATE daznode.changes SET status = :status, outcome = :outcome, decided_at = :now "
+        "WHERE id = :id",
+        {"status": status, "outcome": outcome[:1000], "now": now, "id": change_id},
+    )
+
+
+async def last_decided(kind: str, channel_id: str, status: str) -> int:
+    """When a change of this kind on this channel last reached `status` (0: never)."""
+    row = await db.fetchone(
+        "SELECT MAX(decided_at) AS t FROM daznode.changes "
+        "WHERE kind = :kind AND channel_id = :channel_id AND status = :status",
+        {"kind": kind, "channel_id": channel_id, "status": status},
+    )
+    return int(row["t"] or 0) if row else 0
 
 
 async def recent_policy_updates(since: int) -> list[tuple[str, int]]:
@@ -1062,5 +1105,207 @@ async def get_rebalances(limit: int = 100) -> list[dict]:
         dict(r)
         for r in await db.fetchall(
             "SELECT * FROM daznode.rebalances ORDER BY ts DESC, id DESC LIMIT :n", {"n": limit}
+        )
+    ]
+
+
+# -- the public graph and node scores -------------------------------------------------------
+
+GRAPH_KEEP_SECONDS = 30 * DAY
+SCORE_COLUMNS = (
+    "composite",
+    "centrality",
+    "closeness",
+    "connectivity",
+    "capacity",
+    "fees",
+    "reliability",
+    "betweenness",
+    "eigenvector",
+    "channels",
+    "capacity_sat",
+)
+
+
+def _policy_json(policy: RoutingPolicy | None) -> str | None:
+    return policy_to_json(policy) if policy is not None else None
+
+
+async def store_graph(graph: NetworkGraph, now: int) -> dict[str, int]:
+    """Merge a sync into the stored graph in one transaction: what it saw is inserted or
+    updated and marked seen now; what nobody has seen for 30 days is deleted."""
+    nodes = [
+        {"pubkey": n.pubkey, "alias": n.alias, "last_update": n.last_update, "now": now}
+        for n in graph.nodes
+    ]
+    channels = [
+        {
+            "id": e.channel_id,
+            "n1": e.node1,
+            "n2": e.node2,
+            "cap": e.capacity_sat,
+            "p1": _policy_json(e.node1_policy),
+            "p2": _policy_json(e.node2_policy),
+            "lu": e.last_update,
+            "now": now,
+        }
+        for e in graph.edges
+    ]
+    cutoff = now - GRAPH_KEEP_SECONDS
+    async with transaction() as tx:
+        await tx.run(
+            """
+            INSERT INTO daznode.graph_nodes (pubkey, alias, last_update, last_seen)
+            VALUES (:pubkey, :alias, :last_update, :now)
+            ON CONFLICT (pubkey) DO UPDATE SET alias = excluded.alias,
+                last_update = excluded.last_update, last_seen = excluded.last_seen
+            """,
+            nodes,
+        )
+        await tx.run(
+            """
+            INSERT INTO daznode.graph_channels (channel_id, node1, node2, capacity_sat,
+                node1_policy, node2_policy, last_update, last_seen)
+            VALUES (:id, :n1, :n2, :cap, :p1, :p2, :lu, :now)
+            ON CONFLICT (channel_id) DO UPDATE SET node1 = excluded.node1,
+                node2 = excluded.node2, capacity_sat = excluded.capacity_sat,
+                node1_policy = excluded.node1_policy, node2_policy = excluded.node2_policy,
+                last_update = excluded.last_update, last_seen = excluded.last_seen
+            """,
+            channels,
+        )
+        gone_channels = await tx.run(
+            "DELETE FROM daznode.graph_channels WHERE last_seen < :cutoff", {"cutoff": cutoff}
+        )
+        gone_nodes = await tx.run(
+            "DELETE FROM daznode.graph_nodes WHERE last_seen < :cutoff", {"cutoff": cutoff}
+        )
+        counts = await tx.rows(
+            "SELECT (SELECT COUNT(*) FROM daznode.graph_nodes) AS nodes, "
+            "(SELECT COUNT(*) FROM daznode.graph_channels) AS channels"
+        )
+    return {
+        "nodes": int(counts[0]["nodes"]),
+        "channels": int(counts[0]["channels"]),
+        "removed_nodes": gone_nodes.rowcount or 0,
+        "removed_channels": gone_channels.rowcount or 0,
+    }
+
+
+async def load_stored_graph() -> NetworkGraph:
+    nodes = await db.fetchall("SELECT pubkey, alias, last_update FROM daznode.graph_nodes")
+    edges = await db.fetchall("SELECT * FROM daznode.graph_channels ORDER BY channel_id")
+    return NetworkGraph(
+        nodes=[GraphNode(r["pubkey"], r["alias"], int(r["last_update"])) for r in nodes],
+        edges=[
+            GraphEdge(
+                r["channel_id"],
+                r["node1"],
+                r["node2"],
+                int(r["capacity_sat"]),
+                policy_from_json(r["node1_policy"]) if r["node1_policy"] else None,
+                policy_from_json(r["node2_policy"]) if r["node2_policy"] else None,
+                int(r["last_update"]),
+            )
+            for r in edges
+        ],
+    )
+
+
+def _score_row(s: NodeScore, version: int, rank: int) -> dict:
+    return {
+        "pubkey": s.pubkey,
+        "version": version,
+        "alias": s.alias,
+        "alias_lower": s.alias.lower(),
+        "channels": s.channels,
+        "capacity_sat": s.capacity_sat,
+        "composite": s.composite,
+        **s.components,
+        "betweenness": s.betweenness,
+        "closeness_raw": s.closeness,
+        "eigenvector": s.eigenvector,
+        "median_fee_ppm": s.median_fee_ppm,
+        "reasons": json.dumps(list(s.reasons)),
+        "rank": rank,
+    }
+
+
+async def store_node_scores(scores: Sequence[NodeScore], version: int) -> None:
+    """Replace the scores (best first) in one transaction: readers see old or new, never a mix."""
+    rows = [_score_row(s, version, i + 1) for i, s in enumerate(scores)]
+    async with transaction() as tx:
+        await tx.run("DELETE FROM daznode.node_scores")
+        await tx.run(
+            """
+            INSERT INTO daznode.node_scores (pubkey, version, alias, alias_lower, channels,
+                capacity_sat, composite, centrality, closeness, connectivity, capacity, fees,
+                reliability, betweenness, closeness_raw, eigenvector, median_fee_ppm, reasons,
+                rank)
+            VALUES (:pubkey, :version, :alias, :alias_lower, :channels, :capacity_sat,
+                :composite, :centrality, :closeness, :connectivity, :capacity, :fees,
+                :reliability, :betweenness, :closeness_raw, :eigenvector, :median_fee_ppm,
+                :reasons, :rank)
+            """,
+            rows,
+        )
+
+
+def _like_escape(text: str) -> str:
+    """Match the text literally: LIKE's wildcards and the escape character are escaped."""
+    return text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def get_node_scores(pubkeys: Sequence[str]) -> dict[str, dict]:
+    if not pubkeys:
+        return {}
+    names = {f"k{i}": v for i, v in enumerate(pubkeys)}
+    rows = await db.fetchall(
+        f"SELECT * FROM daznode.node_scores WHERE pubkey IN ({', '.join(':' + k for k in names)})",  # noqa: S608
+        names,
+    )
+    return {r["pubkey"]: dict(r) for r in rows}
+
+
+async def node_scores_page(
+    page: int,
+    size: int,
+    sort: str,
+    descending: bool,
+    min_capacity_sat: int = 0,
+    min_channels: int = 0,
+    search: str = "",
+) -> tuple[list[dict], int]:
+    if sort not in SCORE_COLUMNS:
+        raise ValueError(f"sort must be one of {', '.join(SCORE_COLUMNS)}")
+    where = "capacity_sat >= :cap AND channels >= :chans"
+    params: dict[str, Any] = {"cap": min_capacity_sat, "chans": min_channels}
+    if search:
+        where += " AND (alias_lower LIKE :q ESCAPE '\\' OR pubkey LIKE :q ESCAPE '\\')"
+        params["q"] = f"%{_like_escape(search)}%"
+    order = "DESC" if descending else "ASC"
+    async with transaction() as tx:
+        total = await tx.rows(
+            f"SELECT COUNT(*) AS n FROM daznode.node_scores WHERE {where}",  # noqa: S608
+            params,
+        )
+        rows = await tx.rows(
+            f"SELECT * FROM daznode.node_scores WHERE {where} "  # noqa: S608
+            f"ORDER BY {sort} {order}, pubkey LIMIT :limit OFFSET :offset",
+            {**params, "limit": size, "offset": (page - 1) * size},
+        )
+    return rows, int(total[0]["n"])
+
+
+async def find_nodes(query: str, limit: int = 10) -> list[dict]:
+    """Lookup by pubkey prefix or alias fragment, best ranked first."""
+    like = _like_escape(query)
+    return [
+        dict(r)
+        for r in await db.fetchall(
+            "SELECT pubkey, alias, rank, composite FROM daznode.node_scores "
+            "WHERE pubkey LIKE :prefix ESCAPE '\\' OR alias_lower LIKE :q ESCAPE '\\' "
+            "ORDER BY rank LIMIT :limit",
+            {"prefix": f"{like}%", "q": f"%{like}%", "limit": limit},
         )
     ]

@@ -36,7 +36,6 @@ from .engine.validate import (
     ValidationConfigError,
     clip_to_bounds,
     validate_batch,
-    validate_rebalance,
 )
 
 MODES = ("observe", "approve", "auto")
@@ -501,74 +500,3 @@ async def evaluate_applied_changes(node_pubkey: str, now: int) -> list[dict]:
         )
         results.append(row)
     return results
-
-
-# -- rebalances ---------------------------------------------------------------------------
-
-
-class RebalanceRefused(ValueError):
-    """Validation said no; the message lists every reason."""
-
-
-async def run_rebalance(
-    in_channel: str, out_channel: str, amount_sat: int, max_fee_ppm: int, actor: str
-) -> dict:
-    """Refill `in_channel` from `out_channel` within the budget the engine's plan justifies:
-    the worst-case cost must stay below what the refilled liquidity is expected to earn."""
-    from .services import cached_backend, evaluate
-
-    backend = cached_backend()
-    if backend is None:
-        raise RuntimeError("the node is not connected yet; see the status")
-    channels = {r["channel_id"]: r for r in await crud.get_channels()}
-    missing = [c for c in (in_channel, out_channel) if c not in channels]
-    if missing:
-        raise LookupError(f"no open channel {', '.join(missing)}")
-    now = int(time.time())
-    recs, _profile, _net = await evaluate(now)
-    plan = next((r.suggested.rebalance for r in recs if r.channel_id == in_channel), None)
-    expected = plan.expected_earnings_sat if plan else 0
-    cfg = await load_execution_settings()
-    verdict = validate_rebalance(
-        amount_sat, max_fee_ppm, channels[in_channel]["capacity_sat"], expected, cfg.bounds
-    )
-    if not verdict.ok:
-        reasons = list(verdict.reasons)
-        if plan is None:
-            reasons.append("the engine sees no demand on this channel that would pay for it")
-        raise RebalanceRefused("; ".join(reasons))
-    amount_msat = amount_sat * 1000
-    max_fee_msat = amount_msat * max_fee_ppm // 1_000_000
-    result = await backend.source.rebalance(out_channel, in_channel, amount_msat, max_fee_msat)
-    row = {
-        "ts": now,
-        "actor": actor,
-        "out_channel": out_channel,
-        "in_channel": in_channel,
-        "amount_msat": amount_msat,
-        "max_fee_msat": max_fee_msat,
-        "fee_msat": result.fee_msat,
-        "ok": int(result.ok),
-        "detail": result.detail[:500],
-    }
-    await crud.record_rebalance(row)
-    outcome = "done" if result.ok else "failed"
-    await crud.add_audit(
-        now,
-        actor,
-        f"rebalance {outcome}",
-        in_channel,
-        f"{amount_sat} sat from {out_channel}, fee {result.fee_msat} msat "
-        f"(limit {max_fee_msat}); {result.detail}",
-    )
-    await notify(
-        "applied" if result.ok else "failed",
-        f"Rebalance {outcome}: {amount_sat} sat",
-        {
-            "in_channel": in_channel,
-            "out_channel": out_channel,
-            "fee_msat": result.fee_msat,
-            "detail": result.detail,
-        },
-    )
-    return row

@@ -268,3 +268,69 @@ async def m003_rebalances(db):
         """
     )
     await _create_index(db, "daznode_rebalances_ts", "rebalances", "ts")
+
+
+async def m004_actions(db):
+    """Rebalances and closes join the approval queue: `action` holds what to do (JSON, e.g.
+    the rebalance plan or the close reason), `outcome` what the node answered (closing txid,
+    payment hash, error)."""
+    await db.execute("ALTER TABLE daznode.changes ADD COLUMN action TEXT NOT NULL DEFAULT '{}'")
+    await db.execute("ALTER TABLE daznode.changes ADD COLUMN outcome TEXT NOT NULL DEFAULT ''")
+
+
+async def m005_graph(db):
+    """The public graph as last synced (from the node or an uploaded snapshot) and the node
+    scores computed on it. `last_seen` drives the 30-day clean-up; policies are JSON."""
+    await db.execute(
+        """
+        CREATE TABLE daznode.graph_nodes (
+            pubkey TEXT PRIMARY KEY,
+            alias TEXT NOT NULL DEFAULT '',
+            last_update BIGINT NOT NULL DEFAULT 0,
+            last_seen BIGINT NOT NULL
+        );
+        """
+    )
+    await db.execute(
+        """
+        CREATE TABLE daznode.graph_channels (
+            channel_id TEXT PRIMARY KEY,
+            node1 TEXT NOT NULL,
+            node2 TEXT NOT NULL,
+            capacity_sat BIGINT NOT NULL,
+            node1_policy TEXT,
+            node2_policy TEXT,
+            last_update BIGINT NOT NULL DEFAULT 0,
+            last_seen BIGINT NOT NULL
+        );
+        """
+    )
+    await _create_index(db, "daznode_graph_channels_seen", "graph_channels", "last_seen")
+    await _create_index(db, "daznode_graph_nodes_seen", "graph_nodes", "last_seen")
+    await db.execute(
+        """
+        CREATE TABLE daznode.node_scores (
+            pubkey TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            alias TEXT NOT NULL DEFAULT '',
+            alias_lower TEXT NOT NULL DEFAULT '',
+            channels INTEGER NOT NULL,
+            capacity_sat BIGINT NOT NULL,
+            composite REAL NOT NULL,
+            centrality REAL NOT NULL,
+            closeness REAL NOT NULL,
+            connectivity REAL NOT NULL,
+            capacity REAL NOT NULL,
+            fees REAL NOT NULL,
+            reliability REAL NOT NULL,
+            betweenness REAL NOT NULL,
+            closeness_raw REAL NOT NULL,
+            eigenvector REAL NOT NULL,
+            median_fee_ppm INTEGER,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            rank INTEGER NOT NULL
+        );
+        """
+    )
+    for column in ("composite", "capacity_sat", "channels", "alias_lower"):
+        await _create_index(db, f"daznode_node_scores_{column}", "node_scores", column)

@@ -38,6 +38,13 @@ class DaznodeSettings(BaseModel):
     backup_keep_days: int = Field(
         90, ge=1, le=3650, description="Policy backups older than this are deleted."
     )
+    graph_sync_hours: float = Field(
+        6,
+        ge=0,
+        le=168,
+        description="Sync the public graph from the node and recompute node scores this "
+        "often (0: only by hand or by upload).",
+    )
     sim_channels: int = Field(12, ge=2, le=200, description="Demo node: channel count.")
     sim_seed: int = Field(42, ge=0, le=2**31 - 1, description="Demo node: random seed.")
 
@@ -276,6 +283,12 @@ class ChangeOut(BaseModel):
     decided_by: str | None
     decided_at: int
     batch_id: str | None
+    action: dict = Field(
+        default_factory=dict,
+        description="rebalance: out_channel, amount_sat, max_fee_ppm, expected_earnings_sat; "
+        "close: reason, expected_gain_sat, close_and_reopen_cost_sat",
+    )
+    outcome: str = Field("", description="What the node answered (closing txid, error)")
 
 
 class ChangeIds(BaseModel):
@@ -306,11 +319,20 @@ class PreviewOut(BaseModel):
     checks: list[str]
 
 
+class ActionOut(BaseModel):
+    change_id: str
+    kind: str
+    channel_id: str
+    ok: bool
+    detail: str
+
+
 class ApplyOut(BaseModel):
-    batch_id: str | None
-    status: str
+    batch_id: str | None = Field(description="The batch of policy changes, if any")
+    status: str = Field(description="The batch's status; DONE/FAILED when only actions ran")
     detail: str
     rejected: dict[str, list[str]]
+    actions: list[ActionOut] = Field(default_factory=list, description="Rebalances and closes")
 
 
 class BatchItemOut(BaseModel):
@@ -371,3 +393,84 @@ class RebalanceIn(BaseModel):
 
     class Config:
         extra = Extra.forbid
+
+
+# -- the graph and the scoring service ----------------------------------------------------------
+
+
+class GraphJobOut(BaseModel):
+    state: str = Field(description="idle | syncing | analysing | failed")
+    phase: str
+    progress: float = Field(description="0..1")
+    source: str
+    started_at: int
+    finished_at: int
+    error: str | None
+
+
+class GraphStatusOut(BaseModel):
+    version: int = Field(description="Bumped by every sync or upload")
+    scored_version: int = Field(description="The version the scores were computed on")
+    synced_at: int
+    scored_at: int
+    source: str
+    nodes: int
+    channels: int
+    stats: dict = Field(description="Counts, components, diameter, average path (exact or sampled)")
+    backend: str = Field(description="What computed the analytics")
+    methods: dict = Field(description="Per measure: exact, or how it was estimated")
+    seconds: dict = Field(description="Time each step took (storing, analytics)")
+    worker_peak_rss_mb: float | None = Field(description="Peak memory of the analytics worker")
+    job: GraphJobOut
+
+
+class NodeScoreOut(BaseModel):
+    pubkey: str
+    alias: str
+    rank: int = Field(description="1 = best composite")
+    of: int = Field(description="Nodes in the graph")
+    composite: float = Field(description="0-100, weighted mean of the components")
+    components: dict[str, float] = Field(description="Each 0-100")
+    betweenness: float = Field(description="Normalised betweenness centrality")
+    closeness: float
+    eigenvector: float
+    channels: int
+    capacity_sat: int
+    median_fee_ppm: int | None
+    reasons: list[str]
+    graph_version: int
+    computed_at: int
+
+
+class NodeScoresBatchIn(BaseModel):
+    node_ids: list[str] = Field(min_items=1, max_items=10_000)
+
+    class Config:
+        extra = Extra.forbid
+
+
+class RankingsOut(BaseModel):
+    data: list[NodeScoreOut]
+    total: int
+    page: int
+    size: int
+    pages: int
+    sort: str
+    order: str
+    graph_version: int
+
+
+class PeerSuggestionOut(BaseModel):
+    pubkey: str
+    alias: str
+    score: float = Field(description="0-100")
+    confidence: float = Field(description="0-1")
+    reach_gain: int = Field(description="Nodes newly within 3 hops after opening")
+    components: dict[str, float]
+    reasons: list[str]
+
+
+class PeerSuggestionsOut(BaseModel):
+    node_id: str
+    min_confidence: float
+    data: list[PeerSuggestionOut]

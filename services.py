@@ -17,19 +17,18 @@ from loguru import logger
 from . import crud
 from .engine.decide import Recommendation, evaluate_node
 from .engine.graph_io import GraphFormatError, load_graph
-from .engine.graph_summary import summarize
 from .engine.metrics import WINDOWS, ChannelMetrics, FlowWindow, NetworkContext
 from .engine.network_gen import generate_network
 from .engine.node_source import (
     BLOCKS_PER_DAY,
     NetworkGraph,
     NodeSource,
-    NodeSourceError,
     RoutingPolicy,
 )
 from .engine.profiles import BUILTIN, Profile, ProfileError, profile_from_dict
 from .engine.rules import Rule, RuleError, parse_rules
 from .engine.sources.simulated import SimConfig, SimulatedNode
+from .graph_service import network_context
 from .models import BackendOut, DaznodeSettings
 
 EXTENSION_DIR = Path(__file__).resolve().parent
@@ -148,30 +147,6 @@ def cached_backend() -> Backend | None:
 
 
 # -- the engine's inputs ------------------------------------------------------------------
-
-GRAPH_REFRESH_SECONDS = 3600
-GRAPH_TIMEOUT_SECONDS = 300
-_network: dict[str, Any] = {"at": 0, "context": None, "pubkey": ""}
-
-
-async def refresh_network_context(source: NodeSource, our_pubkey: str, now: int) -> None:
-    """Survey the public graph (hourly): peers' sizes, competitor fees, network medians.
-    A failure keeps the previous survey; the engine falls back to local data without one."""
-    fresh = _network["pubkey"] == our_pubkey and now - _network["at"] < GRAPH_REFRESH_SECONDS
-    if fresh:
-        return
-    try:
-        graph = await asyncio.wait_for(source.describe_graph(), GRAPH_TIMEOUT_SECONDS)
-        context = await asyncio.to_thread(summarize, graph, our_pubkey, now=now)
-    except (NodeSourceError, asyncio.TimeoutError, OSError) as exc:
-        logger.warning(f"daznode: graph survey failed, keeping the previous one: {exc}")
-        _network["at"] = now  # do not retry every cycle
-        return
-    _network.update(at=now, context=context, pubkey=our_pubkey)
-
-
-def network_context() -> NetworkContext:
-    return _network["context"] or NetworkContext()
 
 
 def _window(stats: dict[str, dict[str, int]], channel_id: str, days: int) -> FlowWindow:

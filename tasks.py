@@ -19,7 +19,10 @@ from dataclasses import asdict, dataclass
 from lnbits.core.services.websockets import websocket_manager
 from loguru import logger
 
+from . import graph_service
+from .actions import propose_actions
 from .crud import (
+    get_channels,
     get_forward_cursor,
     get_monitor_state,
     get_settings,
@@ -27,6 +30,7 @@ from .crud import (
     roll_up,
     store_channels_snapshot,
     store_forwards,
+    supersede_orphans,
     try_acquire_lease,
     update_monitor_state,
 )
@@ -34,12 +38,13 @@ from .engine.backoff import backoff_seconds
 from .engine.node_source import NodeSource, NodeSourceError
 from .execution import (
     evaluate_applied_changes,
+    load_execution_settings,
     maintain_backups,
     notify,
     propose,
     reconcile_journal,
 )
-from .services import evaluate, get_backend, refresh_network_context
+from .services import evaluate, get_backend
 
 HOLDER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 NODE_CALL_TIMEOUT = 60.0
@@ -104,7 +109,7 @@ async def run_monitor_cycle() -> float:
             new = await _ingest_forwards(source, info.pubkey, now)
             await roll_up(now, cfg)
             await maintain_backups(now, cfg.backup_compress_after_days, cfg.backup_keep_days)
-            await refresh_network_context(source, info.pubkey, now)
+            await graph_service.maybe_sync(source, info.pubkey, now, cfg.graph_sync_hours)
             if not runtime.reconciled:  # first pass as leader: settle what a crash left
                 for note in await reconcile_journal(source):
                     logger.warning(f"daznode: journal reconciled: {note}")
@@ -139,9 +144,13 @@ async def _propose(now: int) -> None:
     here is Daznode's, not the node's: logged, and the monitor carries on."""
     try:
         state = await get_monitor_state()
+        open_ids = [c["channel_id"] for c in await get_channels()]
+        if await supersede_orphans(open_ids, now):
+            logger.info("daznode: proposals for channels no longer open left the queue")
         await evaluate_applied_changes(state.get("node_pubkey") or "", now)
         recs, _profile, _net = await evaluate(now)
         await propose(recs, now)
+        await propose_actions(recs, await load_execution_settings(), now)
     except Exception:
         logger.exception("daznode: proposing changes failed")
 

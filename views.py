@@ -23,3 +23,12 @@ async def index(request: Request, user: Annotated[User, Depends(check_user_exist
         "daznode/index.html",
         {"user": user.json(), "daznode_is_admin": settings.is_admin_user(user.id)},
     )
+
+
+@daznode_generic_router.get("/network", response_class=HTMLResponse, include_in_schema=False)
+async def network(request: Request, user: Annotated[User, Depends(check_user_exists)]):
+    return daznode_renderer().TemplateResponse(
+        request,
+        "daznode/network.html",
+        {"user": user.json(), "daznode_is_admin": settings.is_admin_user(user.id)},
+    )

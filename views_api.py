@@ -27,6 +27,7 @@ from lnbits.decorators import (
 from lnbits.settings import settings as lnbits_settings
 from pydantic import ValidationError
 
+from .actions import ACTION_KINDS, ActionRefused, execute_action, run_rebalance
 from .crud import (
     add_audit,
     all_backups,
@@ -79,17 +80,16 @@ from .engine.profiles import (
 from .engine.rules import RuleError, parse_rules, rules_to_doc
 from .engine.validate import ValidationConfigError, validate_policy_change
 from .execution import (
-    RebalanceRefused,
     apply_changes,
     execution_settings_from_dict,
     export_backup,
     load_execution_settings,
     parse_backup_export,
     rollback,
-    run_rebalance,
     update_log,
 )
 from .models import (
+    ActionOut,
     ApplyOut,
     AuditOut,
     AuditPage,
@@ -665,6 +665,8 @@ def _change_out(row: dict) -> ChangeOut:
         decided_by=row["decided_by"],
         decided_at=row["decided_at"],
         batch_id=row["batch_id"],
+        action=json.loads(row.get("action") or "{}"),
+        outcome=row.get("outcome") or "",
     )
 
 
@@ -765,13 +767,30 @@ async def api_create_change(caller: Admin, body: ManualChange) -> ChangeOut:
     summary="Approve pending changes and apply them as one batch (admins)",
 )
 async def api_approve(caller: Admin, body: ChangeIds) -> ApplyOut:
+    """Fee changes go as one batch (all or nothing); rebalances and closes then run one by one."""
+    rows = await get_changes_by_id(body.ids)
+    actions = [r for r in rows if r["kind"] in ACTION_KINDS]
+    policy_ids = [i for i in body.ids if i not in {r["id"] for r in actions}]
+    if any(r["status"] != "pending" for r in actions):
+        bad = [r["id"] for r in actions if r["status"] != "pending"]
+        raise HTTPException(HTTPStatus.BAD_REQUEST, f"not pending: {', '.join(bad)}")
+    outcome = ApplyOut(batch_id=None, status="DONE", detail="", rejected={})
     try:
-        outcome = await apply_changes(body.ids, _actor(caller))
+        if policy_ids:
+            outcome = ApplyOut(**asdict(await apply_changes(policy_ids, _actor(caller))))
+        if actions and cached_backend() is None:
+            raise RuntimeError("the node is not connected yet; see the status")
     except ValueError as exc:
         raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
     except RuntimeError as exc:
         raise HTTPException(HTTPStatus.SERVICE_UNAVAILABLE, str(exc)) from None
-    return ApplyOut(**asdict(outcome))
+    for row in actions:
+        outcome.actions.append(ActionOut(**asdict(await execute_action(row, _actor(caller)))))
+    if not policy_ids and not all(a.ok for a in outcome.actions):
+        outcome.status = "FAILED"
+        failed = [a for a in outcome.actions if not a.ok]
+        outcome.detail = "; ".join(f"{a.channel_id}: {a.detail}" for a in failed)
+    return outcome
 
 
 @daznode_api_router.post(
@@ -958,7 +977,7 @@ async def api_rebalance(caller: Admin, body: RebalanceIn) -> dict:
         raise HTTPException(HTTPStatus.BAD_REQUEST, "in_channel and out_channel must differ.")
     try:
         row = await run_rebalance(ids[0], ids[1], body.amount_sat, body.max_fee_ppm, _actor(caller))
-    except RebalanceRefused as exc:
+    except ActionRefused as exc:
         raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
     except LookupError as exc:
         raise HTTPException(HTTPStatus.NOT_FOUND, str(exc).strip("'\"")) from None

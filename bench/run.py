@@ -181,6 +181,10 @@ def main() -> None:
         f"Peak memory of the benchmark process: {peak_mb:,.0f} MB.",
         "",
     ]
+    from bench.graph_bench import run as graph_bench
+    from bench.service_bench import run as service_bench
+
+    lines += [*graph_bench(), "", *service_bench()]
     out = REPO / "docs" / "BENCHMARKS.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))

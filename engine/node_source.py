@@ -188,6 +188,16 @@ class RebalanceResult:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseResult:
+    """A cooperative close the node accepted. `closing_txid` is None while the peers still
+    negotiate (the node goes on with it on its own)."""
+
+    channel_id: str
+    closing_txid: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     inbound_fees: bool
     per_channel_cltv: bool
@@ -222,6 +232,11 @@ class NodeSource(Protocol):
         """Pay ourselves `amount_msat` out through `out_channel` and back through
         `in_channel`, for at most `max_fee_msat` in fees. A payment that would cost more is
         not made. Raises NotSupported where the backend cannot route to itself."""
+        ...
+
+    async def close_channel(self, channel_id: str) -> CloseResult:
+        """Close our channel cooperatively; never a force close. Raises NodeRequestError when
+        the node refuses (unknown or inactive channel, peer offline) so nothing is half done."""
         ...
 
 

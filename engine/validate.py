@@ -29,7 +29,7 @@ Rules that need a definition beyond "min <= value <= max":
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -656,18 +656,51 @@ def _sat(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.6f}".rstrip("0").rstrip(".")
 
 
+def _hands_off(
+    channel_ids: Sequence[str], overrides: Mapping[str, ChannelOverride]
+) -> tuple[list[str], list[str]]:
+    """Pinned and excluded channels are never touched: no rebalance through them, no close."""
+    reasons: list[str] = []
+    for cid in channel_ids:
+        override = overrides.get(cid)
+        if override is not None and override.excluded:
+            reasons.append(f"{cid}: channel is excluded; Daznode leaves it alone")
+        elif override is not None and override.pinned:
+            reasons.append(f"{cid}: channel is pinned; the admin fixed it")
+    checks = [] if reasons else [f"{', '.join(channel_ids)}: neither pinned nor excluded"]
+    return reasons, checks
+
+
+def validate_close(
+    channel_id: str, active: bool, overrides: Mapping[str, ChannelOverride]
+) -> Verdict:
+    """A cooperative close needs the peer online (an inactive channel could only be forced
+    closed, which Daznode never does) and a channel the admin has not pinned or excluded."""
+    reasons, checks = _hands_off([channel_id], overrides)
+    if active:
+        checks.append(f"{channel_id}: peer online, a cooperative close is possible")
+    else:
+        reasons.append(
+            f"{channel_id}: channel inactive (peer offline); only a force close would work, "
+            "and Daznode never forces one"
+        )
+    return Verdict(not reasons, tuple(reasons), tuple(checks))
+
+
 def validate_rebalance(
     amount_sat: int,
     max_fee_ppm: int,
     capacity_sat: int,
     expected_earnings_sat: float,
     bounds: Bounds,
+    channels: Sequence[str] = (),
+    overrides: Mapping[str, ChannelOverride] | None = None,
 ) -> Verdict:
     """A rebalance into a channel: a positive amount of at most `rebalance_max_amount_ratio` of
-    its capacity, a fee limit within `rebalance_max_fee_ppm`, and a worst-case cost
-    (amount x max_fee_ppm / 1e6) below what the refilled liquidity is expected to earn."""
-    reasons: list[str] = []
-    checks: list[str] = []
+    its capacity, a fee limit within `rebalance_max_fee_ppm`, a worst-case cost
+    (amount x max_fee_ppm / 1e6) below what the refilled liquidity is expected to earn, and
+    no pinned or excluded channel among `channels` (both ends)."""
+    reasons, checks = _hands_off(channels, overrides or {}) if channels else ([], [])
     ratio = bounds.rebalance_max_amount_ratio
     cap = ratio * capacity_sat
     if amount_sat <= 0:

@@ -10,7 +10,9 @@ since v23.x, but "123msat" strings from older nodes are accepted too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from typing import Any, TypeVar
 from ..node_source import (
     Capabilities,
     Channel,
+    CloseResult,
     ForwardEvent,
     ForwardPage,
     GraphEdge,
@@ -49,10 +52,24 @@ FINAL_CLTV = 18
 ROUTE_RISKFACTOR = 10
 WAITSENDPAY_TIMEOUT_S = 60
 INVOICE_EXPIRY_S = 600
+# JSON-RPC 2.0 codes lightningd uses for an unknown command and for bad parameters.
+JSONRPC2_METHOD_NOT_FOUND = -32601
+JSONRPC2_INVALID_PARAMS = -32602
+# How long close_channel waits for lightningd to answer `close` (it answers once the
+# closing transaction is broadcast); after that the negotiation goes on without us.
+CLOSE_WAIT_S = 60.0
 
 
 class _MalformedError(Exception):
     """Raised by parsers when a response lacks what the schema promises."""
+
+
+class _RpcRefusedError(NodeRequestError):
+    """lightningd answered with a JSON-RPC error; `code` tells unknown commands apart."""
+
+    def __init__(self, message: str, code: Any) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def msat(value: Any) -> int:
@@ -232,9 +249,11 @@ class ClnRpcSource:
         graph_timeout: float = 120.0,
         alias_lookups_per_call: int = 32,
         alias_ttl_s: float = 3600.0,
+        close_wait: float = CLOSE_WAIT_S,
     ) -> None:
         self._call = call
         self._timeout = timeout
+        self._close_wait = close_wait
         # the whole gossip view of mainnet is tens of MB of JSON: give it longer
         self._graph_timeout = max(timeout, graph_timeout)
         self._alias_lookups_per_call = alias_lookups_per_call
@@ -257,6 +276,48 @@ class ClnRpcSource:
             )
         except Exception as exc:
             raise _translate_error(method, exc, limit) from exc
+        if not isinstance(result, dict):
+            raise _unexpected(method, f"result is {type(result).__name__}, not an object")
+        return result
+
+    async def _rpc_detached(self, method: str, params: dict, wait: float) -> dict | None:
+        """A call that may block for a long time (`close` waits for the peer): run in a
+        daemon thread of its own, not in asyncio's default executor, and return None when
+        no answer came within `wait`.
+
+        The thread is then left to finish on its own: pyln opens one socket per call, so it
+        blocks on that socket alone until lightningd answers, and lightningd keeps a command
+        running when its caller goes away (jsonrpc.c detaches commands from a closed
+        connection). A pooled worker would instead be held for as long as the peer takes,
+        and would make interpreter exit wait for it (concurrent.futures joins its workers);
+        a daemon thread does neither."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if answer.done():  # we stopped waiting
+                return
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result)
+
+        def work() -> None:
+            result, error = None, None
+            try:
+                result = self._call(method, params)
+            except BaseException as exc:  # handed to the waiting coroutine
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(settle, result, error)
+
+        threading.Thread(target=work, name=f"cln-{method}", daemon=True).start()
+        try:
+            result = await asyncio.wait_for(answer, timeout=wait)
+        except Exception as exc:
+            if answer.cancelled():  # wait_for gave up on it: no answer in time
+                return None
+            raise _translate_error(method, exc, wait) from exc
         if not isinstance(result, dict):
             raise _unexpected(method, f"result is {type(result).__name__}, not an object")
         return result
@@ -320,9 +381,10 @@ class ClnRpcSource:
     async def rebalance(
         self, out_channel: str, in_channel: str, amount_msat: int, max_fee_msat: int
     ) -> RebalanceResult:
-        """Route built by hand (getroute for the middle, our two channels at the ends) and
-        paid with sendpay to an invoice of our own. The route is priced before anything
-        is created, so a refused rebalance leaves neither an invoice nor a payment."""
+        """Route built by hand (getroutes, or getroute on older nodes, for the middle; our
+        two channels at the ends) and paid with sendpay to an invoice of our own. The
+        route is priced before anything is created, so a refused rebalance leaves neither
+        an invoice nor a payment."""
         out_scid, in_scid = _scid(out_channel), _scid(in_channel)
         if out_scid == in_scid:
             raise NodeRequestError("a rebalance needs two different channels")
@@ -344,23 +406,21 @@ class ClnRpcSource:
         # hops after the first, as (source node, channel, destination node)
         middle: list[tuple[str, str, str]] = []
         if peer_a != peer_b:
-            try:
-                result = await self._rpc(
-                    "getroute",
-                    {
-                        "id": peer_b,
-                        "amount_msat": amount_msat + last_policy.fee_msat(amount_msat),
-                        "riskfactor": ROUTE_RISKFACTOR,
-                        "fromid": peer_a,
-                        "exclude": [our_id],  # the middle must not come back through us
-                    },
+            to_b = amount_msat + last_policy.fee_msat(amount_msat)  # what B must receive
+            last_fee = to_b - amount_msat
+            if last_fee > max_fee_msat:
+                return failed(
+                    f"route too expensive: the last hop alone costs {last_fee} msat, "
+                    f"max {max_fee_msat} msat"
                 )
-            except NodeRequestError as exc:  # 205 "Could not find a route", ...
-                return failed(str(exc))
             try:
-                middle = _middle_hops(result, peer_a, peer_b, our_id)
-            except (_MalformedError, KeyError, TypeError, ValueError) as exc:
-                raise _unexpected("getroute", f"{type(exc).__name__}: {exc}") from exc
+                middle = await self._middle_route(
+                    _Leg(peer_a, peer_b, our_id, to_b),
+                    maxfee_msat=max_fee_msat - last_fee,
+                    final_cltv=FINAL_CLTV + last_policy.cltv_delta,
+                )
+            except _NoRouteError as exc:
+                return failed(str(exc))
 
         policies = [last_policy]
         for source, scid, _ in middle:
@@ -379,6 +439,68 @@ class ClnRpcSource:
                 f"max {max_fee_msat} msat"
             )
         return await self._pay_route(route, out_scid, in_scid, amount_msat)
+
+    async def _middle_route(
+        self, leg: _Leg, *, maxfee_msat: int, final_cltv: int
+    ) -> list[tuple[str, str, str]]:
+        """The hops from A to B, avoiding our node, as (source, channel, destination).
+
+        askrene's getroutes (CLN v24.08+) replaces getroute, deprecated in v26.06. It has
+        no "exclude": our node is disabled in a throwaway, non-persistent layer
+        (askrene-create-layer / askrene-disable-node, v24.11+), and `maxparts` 1 (v25.09+)
+        asks for the single path sendpay needs. So this needs CLN v25.09 or newer; older
+        nodes, and nodes without the askrene plugin, answer "Unknown command" (or unknown
+        parameter maxparts) and get getroute, which they have without deprecation."""
+        try:
+            return await self._getroutes_middle(leg, maxfee_msat, final_cltv)
+        except _RpcRefusedError as exc:
+            if not _askrene_missing(exc):
+                raise _NoRouteError(str(exc)) from exc  # 205 no route, 206 too expensive
+        try:
+            result = await self._rpc(
+                "getroute",
+                {
+                    "id": leg.peer_b,
+                    "amount_msat": leg.amount_msat,
+                    "riskfactor": ROUTE_RISKFACTOR,
+                    "fromid": leg.peer_a,
+                    "exclude": [leg.our_id],  # the middle must not come back through us
+                },
+            )
+        except NodeRequestError as exc:  # 205 "Could not find a route", ...
+            raise _NoRouteError(str(exc)) from exc
+        try:
+            return _middle_hops(result, leg)
+        except (_MalformedError, KeyError, TypeError, ValueError) as exc:
+            raise _unexpected("getroute", f"{type(exc).__name__}: {exc}") from exc
+
+    async def _getroutes_middle(
+        self, leg: _Leg, maxfee_msat: int, final_cltv: int
+    ) -> list[tuple[str, str, str]]:
+        layer = f"daznode-rebalance-{secrets.token_hex(8)}"
+        await self._rpc("askrene-create-layer", {"layer": layer})  # persistent: false
+        try:
+            await self._rpc("askrene-disable-node", {"layer": layer, "node": leg.our_id})
+            result = await self._rpc(
+                "getroutes",
+                {
+                    "source": leg.peer_a,
+                    "destination": leg.peer_b,
+                    "amount_msat": leg.amount_msat,
+                    "layers": [layer],
+                    "maxfee_msat": maxfee_msat,
+                    "final_cltv": final_cltv,
+                    "maxparts": 1,
+                },
+            )
+        finally:
+            # Best effort: a non-persistent layer also goes when askrene restarts.
+            with contextlib.suppress(NodeRequestError, NodeUnavailable):
+                await self._rpc("askrene-remove-layer", {"layer": layer})
+        try:
+            return _getroutes_hops(result, leg)
+        except (_MalformedError, KeyError, TypeError, ValueError) as exc:
+            raise _unexpected("getroutes", f"{type(exc).__name__}: {exc}") from exc
 
     async def _pay_route(
         self, route: list[dict], out_scid: str, in_scid: str, amount_msat: int
@@ -456,6 +578,48 @@ class ClnRpcSource:
         except (_MalformedError, KeyError, TypeError, ValueError) as exc:
             raise _unexpected("listchannels", f"{type(exc).__name__}: {exc}") from exc
 
+    async def close_channel(self, channel_id: str) -> CloseResult:
+        """`close` with `unilateraltimeout` 0: lightningd waits for a mutual close however
+        long the peer takes and never falls back to a unilateral (force) close, which any
+        other value would do once it expires.
+
+        lightningd does not refuse a peer that is offline: it moves the channel to
+        CHANNELD_SHUTTING_DOWN at once (no more forwarding) and negotiates on reconnection.
+        So an offline peer or a channel not in normal operation is refused here, before
+        anything changes. With the peer online, `close` answers once the closing
+        transaction is broadcast; waiting stops after `close_wait` seconds and the result
+        then says the negotiation is under way (the node completes it on its own)."""
+        scid = _scid(channel_id)
+        raw = _find_channel(await self._peer_channels(), scid)
+        state = raw.get("state")
+        if state in ("CHANNELD_SHUTTING_DOWN", "CLOSINGD_SIGEXCHANGE", "CLOSINGD_COMPLETE"):
+            raise NodeRequestError(f"channel {scid} is already closing (state {state})")
+        if state not in USABLE_STATES:
+            raise NodeRequestError(
+                f"channel {scid} cannot be closed cooperatively in state {state}"
+            )
+        if not raw.get("peer_connected"):
+            raise NodeRequestError(
+                f"the peer of channel {scid} is offline: a cooperative close needs it online "
+                "(Core Lightning would stop the channel and wait), and Daznode never force "
+                "closes"
+            )
+        # Always the short channel id: `close` also takes a peer id, which would pick
+        # whichever channel with that peer lightningd finds first.
+        result = await self._rpc_detached(
+            "close", {"id": scid, "unilateraltimeout": 0}, self._close_wait
+        )
+        if result is None:
+            return CloseResult(
+                channel_id=scid,
+                closing_txid=None,
+                detail="negotiation under way; the node completes it when the peer answers",
+            )
+        try:
+            return _close_result(scid, result)
+        except (_MalformedError, KeyError, TypeError, ValueError) as exc:
+            raise _unexpected("close", f"{type(exc).__name__}: {exc}") from exc
+
     async def describe_graph(self) -> NetworkGraph:
         raw_nodes = await self._fetch(
             "listnodes", None, lambda r: list(r["nodes"]), self._graph_timeout
@@ -523,7 +687,9 @@ def _translate_error(method: str, exc: BaseException, timeout: float) -> Excepti
     error = getattr(exc, "error", None)  # pyln's RpcError, recognised without importing it
     if isinstance(error, dict) and "message" in error:
         code = error.get("code")
-        return NodeRequestError(f"Core Lightning {method} failed ({code}): {error['message']}")
+        return _RpcRefusedError(
+            f"Core Lightning {method} failed ({code}): {error['message']}", code
+        )
     if isinstance(error, str):
         # pyln reports a socket closed mid-call as RpcError with a plain string
         return NodeUnavailable(f"Core Lightning {method}: {error}")
@@ -584,21 +750,104 @@ def _usable_channel(raw_channels: list[dict], scid: str) -> dict:
     return raw
 
 
-def _middle_hops(result: dict, peer_a: str, peer_b: str, our_id: str) -> list[tuple[str, str, str]]:
+def _close_result(scid: str, raw: dict) -> CloseResult:
+    """`close`'s answer (doc/schemas/close.json): `type` mutual | unilateral | unopened;
+    `txids` since v24.11, the single `txid` before (deprecated v24.11, gone in v25.12)."""
+    kind = raw["type"]
+    if kind not in ("mutual", "unilateral", "unopened"):
+        raise _MalformedError(f"unknown close type {kind!r}")
+    txids = raw.get("txids")
+    if txids is None:
+        txids = [raw["txid"]] if raw.get("txid") else []
+    if not isinstance(txids, list):
+        raise _MalformedError("txids is not a list")
+    # "INVALID_TXID" stands for a commitment lightningd could not sign (ancient channel)
+    valid = [str(t) for t in txids if t != "INVALID_TXID"]
+    txid = valid[0] if valid else None
+    if kind == "mutual":
+        detail = f"mutual close broadcast, closing transaction {txid}"
+    elif kind == "unilateral":
+        # only when the peer misbehaved during the negotiation: lightningd had to
+        detail = "the peer broke off the negotiation and the channel closed unilaterally"
+        detail += f", transaction {txid}" if txid else ""
+    else:
+        detail = "the channel was not open yet: Core Lightning discarded it"
+    return CloseResult(channel_id=scid, closing_txid=txid, detail=detail)
+
+
+@dataclass(frozen=True)
+class _Leg:
+    """The middle of a circular route: from A (out channel's peer) to B (in channel's
+    peer), B receiving `amount_msat`, never through our node."""
+
+    peer_a: str
+    peer_b: str
+    our_id: str
+    amount_msat: int
+
+
+class _NoRouteError(Exception):
+    """The node found no acceptable middle route; the message says why."""
+
+
+def _askrene_missing(exc: _RpcRefusedError) -> bool:
+    """Older than v25.09, or askrene disabled: the getroutes path is not available."""
+    if exc.code == JSONRPC2_METHOD_NOT_FOUND:
+        return True
+    return exc.code == JSONRPC2_INVALID_PARAMS and "maxparts" in str(exc)
+
+
+def _middle_hops(result: dict, leg: _Leg) -> list[tuple[str, str, str]]:
     """getroute's hops from A to B as (source, channel, destination)."""
     hops = result["route"]
-    if not isinstance(hops, list) or not hops:
+    if not isinstance(hops, list):
+        raise _MalformedError("route is not a list")
+    return _chain(leg, [(str(hop["channel"]), None, str(hop["id"])) for hop in hops])
+
+
+def _getroutes_hops(result: dict, leg: _Leg) -> list[tuple[str, str, str]]:
+    """getroutes' single path from A to B as (source, channel, destination). Each hop has
+    `short_channel_id_dir` and its far node: `next_node_id` until v26.06 (deprecated then,
+    removed in v27.06), `node_id_out` (with `node_id_in`) from v26.06."""
+    routes = result["routes"]
+    if not isinstance(routes, list) or len(routes) != 1:
+        count = len(routes) if isinstance(routes, list) else routes
+        raise _MalformedError(f"expected one route (maxparts 1), got {count}")
+    path = routes[0]["path"]
+    if not isinstance(path, list):
+        raise _MalformedError("path is not a list")
+    hops = []
+    for hop in path:
+        scid, sep, direction = str(hop["short_channel_id_dir"]).partition("/")
+        if not sep or direction not in ("0", "1"):
+            raise _MalformedError(f"bad short_channel_id_dir {hop['short_channel_id_dir']!r}")
+        far = hop.get("node_id_out") or hop["next_node_id"]
+        hops.append((scid, int(direction), str(far), hop.get("node_id_in")))
+    links = _chain(leg, [(scid, direction, far) for scid, direction, far, _ in hops])
+    for (source, _, _), (*_, node_in) in zip(links, hops, strict=True):
+        if node_in is not None and node_in != source:
+            raise _MalformedError(f"hop starts at {node_in}, not {source}")
+    return links
+
+
+def _chain(leg: _Leg, hops: list[tuple[str, int | None, str]]) -> list[tuple[str, str, str]]:
+    """(channel, BOLT #7 direction if given, far node) hops -> links from A that end at B
+    and never touch our node."""
+    if not hops:
         raise _MalformedError("empty route")
     links = []
-    source = peer_a
-    for hop in hops:
-        destination, scid = str(hop["id"]), normalize_channel_id(str(hop["channel"]))
-        if destination == our_id:
+    source = leg.peer_a
+    for raw_scid, direction, destination in hops:
+        if destination == leg.our_id:
             raise _MalformedError("route goes through our own node")
-        links.append((source, scid, destination))
+        if direction is not None and direction != (0 if source < destination else 1):
+            raise _MalformedError(
+                f"direction {direction} of {raw_scid} does not lead to {destination}"
+            )
+        links.append((source, normalize_channel_id(raw_scid), destination))
         source = destination
-    if source != peer_b:
-        raise _MalformedError(f"route ends at {source}, not {peer_b}")
+    if source != leg.peer_b:
+        raise _MalformedError(f"route ends at {source}, not {leg.peer_b}")
     return links
 
 

@@ -19,6 +19,7 @@ import httpx
 from ..node_source import (
     Capabilities,
     Channel,
+    CloseResult,
     ForwardEvent,
     ForwardPage,
     GraphEdge,
@@ -52,6 +53,9 @@ REBALANCE_INVOICE_EXPIRY_S = 600
 # SendPaymentV2's pathfinding budget (until the first HTLC is sent); required in LND 0.18.
 REBALANCE_TIMEOUT_S = 60
 FINAL_PAYMENT_STATUSES = frozenset({"SUCCEEDED", "FAILED"})
+# How long CloseChannel may take to negotiate with the peer and broadcast the closing
+# transaction: its stream sends nothing (not even HTTP headers) before that.
+CLOSE_TIMEOUT_S = 60
 
 # gRPC codes meaning "try later": DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE.
 TRANSIENT_GRPC_CODES = frozenset({4, 8, 14})
@@ -242,6 +246,32 @@ class LndRestSource:
         data = await self._call("GET", "/v1/graph", params={"include_unannounced": "false"})
         return _parse("describegraph", _graph, data)
 
+    async def close_channel(self, channel_id: str) -> CloseResult:
+        """Cooperative close through CloseChannel (DELETE /v1/channels/{txid}/{vout},
+        force=false). LND answers the stream's first update, close_pending, once the peers
+        have agreed and the closing transaction is broadcast; chan_close only follows after
+        confirmations, so reading stops at the first of the two.
+
+        Refusals (peer offline, pending HTLCs, frozen channel) arrive before anything is
+        done and raise NodeRequestError. No answer within CLOSE_TIMEOUT_S raises a
+        non-transient NodeUnavailable: the shutdown may already be under way, and dropping
+        the request does not stop LND's negotiation.
+        """
+        scid = _scid(channel_id)
+        (item,) = await self._our_channels(scid)
+        if not _parse("listchannels", _bool, item, "active"):
+            raise NodeRequestError(
+                f"channel {scid} is inactive (peer offline or link down): a cooperative "
+                "close needs the peer online, and Daznode never force closes"
+            )
+        txid, vout = _parse("listchannels", _split_channel_point, item)
+        kind, closing_txid = await self._close_stream(f"/v1/channels/{txid}/{vout}", scid)
+        if kind == "close_pending":
+            detail = f"cooperative close broadcast, closing transaction {closing_txid}"
+        else:
+            detail = f"cooperative close confirmed, closing transaction {closing_txid}"
+        return CloseResult(channel_id=scid, closing_txid=closing_txid, detail=detail)
+
     # ------------------------------------------------------------------- helpers
 
     async def _our_pubkey(self) -> str:
@@ -309,6 +339,54 @@ class LndRestSource:
         raise NodeRequestError(
             f"unexpected response from LND: {what} stream ended without a final status; {unknown}"
         )
+
+    async def _close_stream(self, path: str, scid: str) -> tuple[str, str]:
+        """DELETE `path` and read CloseChannel's stream up to the first update carrying a
+        closing txid: ("close_pending" | "chan_close", txid in display order)."""
+        what = f"DELETE {path}"
+        unknown = f"outcome unknown, check LND's pending channels for {scid}"
+        # No byte arrives before close_pending: the read timeout covers the negotiation;
+        # the overall deadline also bounds a stream that trickles other updates.
+        timeout = httpx.Timeout(self._timeout, read=CLOSE_TIMEOUT_S)
+        deadline = CLOSE_TIMEOUT_S + self._timeout
+
+        async def first_txid() -> tuple[str, str]:
+            async with self._client.stream(
+                "DELETE", path, params={"force": "false"}, timeout=timeout
+            ) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    raise _http_error(what, resp)
+                async for line in resp.aiter_lines():
+                    if not line.strip():
+                        continue
+                    update = _parse("closechannel", _close_update, line, what)
+                    if update is not None:
+                        return update  # leaving the block drops the connection
+            raise NodeRequestError(
+                f"unexpected response from LND: {what} stream ended without a closing "
+                f"transaction; {unknown}"
+            )
+
+        try:
+            # wait_for, not asyncio.timeout: Python 3.10 is supported
+            return await asyncio.wait_for(first_txid(), deadline)
+        except asyncio.TimeoutError as exc:  # the overall deadline (3.10: not TimeoutError)
+            raise NodeUnavailable(
+                f"LND {what} gave no closing transaction within {deadline:g}s: {unknown}",
+                transient=False,
+            ) from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # never sent: nothing is under way
+            raise NodeUnavailable(f"LND {what} unreachable: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise NodeUnavailable(f"LND {what} timed out: {unknown}", transient=False) from exc
+        except httpx.TransportError as exc:
+            raise NodeUnavailable(
+                f"LND {what} connection lost: {exc}; {unknown}", transient=False
+            ) from exc
+        except httpx.RequestError as exc:
+            raise NodeRequestError(f"unexpected response from LND: {what}: {exc}") from exc
 
     async def _edge_policies(self, chan_id: int, ours: str) -> _PolicyPair:
         """(our policy, peer's policy) from LND's graph edge of the channel."""
@@ -582,6 +660,37 @@ def _payment_update(line: str, payment_hash: str) -> dict[str, Any]:
     payment = _obj(chunk["result"], "payment")
     _str(payment, "status")
     return payment
+
+
+def _close_update(line: str, what: str) -> tuple[str, str] | None:
+    """One line of the CloseChannel stream: {"result": CloseStatusUpdate} or {"error":
+    Status}. The update is a oneof: close_pending (PendingUpdate), chan_close
+    (ChannelCloseUpdate) or close_instant (only with no_wait, no txid: keep reading)."""
+    chunk = _obj(json.loads(line), "stream chunk")
+    error = chunk.get("error")
+    if error:
+        if isinstance(error, dict):
+            message, code = error.get("message"), error.get("code")
+        else:
+            message, code = error, None
+        raise NodeRequestError(f"LND {what} failed: {message} (code {code})")
+    update = _obj(chunk["result"], "close status update")
+    pending = update.get("close_pending")
+    if pending is not None:
+        return "close_pending", _txid_from_bytes(_obj(pending, "close_pending"), "txid")
+    done = update.get("chan_close")
+    if done is not None:  # LND sends it once the closing transaction has confirmed
+        return "chan_close", _txid_from_bytes(_obj(done, "chan_close"), "closing_txid")
+    return None
+
+
+def _txid_from_bytes(obj: dict[str, Any], key: str) -> str:
+    """A txid LND sends as bytes (protojson: standard base64) in chainhash.Hash order, the
+    reverse of the hex shown by explorers and in channel points."""
+    raw = base64.b64decode(_str(obj, key), validate=True)
+    if len(raw) != 32:
+        raise _MalformedError(f"{key} is not 32 bytes: {obj[key]!r}")
+    return raw[::-1].hex()
 
 
 def _policy_request(txid: str, vout: int, p: RoutingPolicy) -> dict[str, Any]:

@@ -16,6 +16,7 @@ real node's database, so restarts neither lose nor repeat forwards.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from ..network_gen import pubkey_for
 from ..node_source import (
     Capabilities,
     Channel,
+    CloseResult,
     ForwardEvent,
     ForwardPage,
     GraphEdge,
@@ -42,6 +44,7 @@ from ..node_source import (
     PolicyUpdate,
     RebalanceResult,
     RoutingPolicy,
+    normalize_channel_id,
 )
 
 STATE_VERSION = 1
@@ -88,6 +91,18 @@ class _SimChannel:
 
 
 @dataclass
+class _ClosedChannel:
+    """A channel closed cooperatively: what went back on chain, and when."""
+
+    scid: str
+    peer_id: str
+    channel_point: str
+    closing_txid: str
+    local_msat: int  # our balance at the close, paid to our wallet
+    closed_minute: int
+
+
+@dataclass
 class _SimState:
     pubkey: str
     config: SimConfig
@@ -95,6 +110,7 @@ class _SimState:
     processed_minute: int  # every minute before this one has been simulated
     next_index: int = 1
     forwards: list[ForwardEvent] = field(default_factory=list)
+    closed: list[_ClosedChannel] = field(default_factory=list)
 
 
 def _weighted_median(pairs: list[tuple[int, int]]) -> int:
@@ -337,6 +353,44 @@ class SimulatedNode:
         self._save()
         return RebalanceResult(True, out_channel, in_channel, amount_msat, fee, "settled")
 
+    async def close_channel(self, channel_id: str) -> CloseResult:
+        """A cooperative close settled at once: the channel leaves the node (its forwards
+        stay in the log), our balance goes back on chain. Needs the peer online, like a
+        real close; the closing txid is a hash of the channel and its final balance."""
+        await self._catch_up()
+        try:
+            scid = normalize_channel_id(channel_id)
+        except ValueError as exc:
+            raise NodeRequestError(str(exc)) from exc
+        st = self._state
+        ch = st.channels.get(scid)
+        if ch is None:
+            done = next((c for c in st.closed if c.scid == scid), None)
+            if done is not None:
+                raise NodeRequestError(f"channel {scid} is already closed ({done.closing_txid})")
+            raise NodeRequestError(f"unknown channel {scid}")
+        minute = self._now_minute()
+        if not self._is_active(ch, minute):
+            raise NodeRequestError(
+                f"the peer of channel {scid} is offline: a cooperative close needs it online"
+            )
+        closing_txid = hashlib.sha256(
+            f"daznode-sim-close:{st.pubkey}:{scid}:{ch.channel_point}:{ch.local_msat}:"
+            f"{minute}".encode()
+        ).hexdigest()
+        del st.channels[scid]
+        st.closed.append(
+            _ClosedChannel(scid, ch.peer_id, ch.channel_point, closing_txid, ch.local_msat, minute)
+        )
+        self._active_hour = -1  # the availability cache still holds the channel
+        self._dirty = True
+        self._save()
+        return CloseResult(
+            channel_id=scid,
+            closing_txid=closing_txid,
+            detail=f"simulated cooperative close: {ch.local_msat // 1000} sat back on chain",
+        )
+
     async def describe_graph(self) -> NetworkGraph:
         await self._catch_up()
         st = self._state
@@ -478,6 +532,7 @@ class SimulatedNode:
             "next_index": st.next_index,
             "channels": [asdict(ch) for ch in st.channels.values()],
             "forwards": [list(asdict(ev).values()) for ev in st.forwards],
+            "closed": [asdict(c) for c in st.closed],
         }
         tmp = self._state_path.with_suffix(".tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -510,6 +565,8 @@ class SimulatedNode:
                 processed_minute=doc["processed_minute"],
                 next_index=doc["next_index"],
                 forwards=[ForwardEvent(*row) for row in doc["forwards"]],
+                # absent in files written before closes existed: nothing closed then
+                closed=[_ClosedChannel(**raw) for raw in doc.get("closed", [])],
             )
         except (KeyError, TypeError, AttributeError) as exc:
             # A structurally broken file is as unreadable as a truncated one.

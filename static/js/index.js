@@ -1,10 +1,9 @@
 // Daznode dashboard: node, monitor status and channels, refreshed live.
-const API = '/daznode/api/v1'
 const POLL_MS = 30000
 
 window.app = Vue.createApp({
   el: '#vue',
-  mixins: [windowMixin],
+  mixins: [windowMixin, window.daznodeMixin],
   delimiters: ['${', '}'],
   data() {
     return {
@@ -48,6 +47,7 @@ window.app = Vue.createApp({
       profileOptions: ['conservative', 'balanced', 'aggressive'],
       execution: {mode: 'approve'},
       pendingChanges: [],
+      actionsDone: [],
       selectedChanges: [],
       batches: [],
       impacts: [],
@@ -75,9 +75,6 @@ window.app = Vue.createApp({
       const want = this.decisionFilter
       return this.recs.data.filter(r => !want.length || want.includes(r.decision))
     },
-    wallet() {
-      return this.g.user.wallets[0]
-    },
     stateColor() {
       const s = this.status ? this.status.state : ''
       return {running: 'green', standby: 'blue-grey', failing: 'red'}[s] || 'grey'
@@ -95,27 +92,6 @@ window.app = Vue.createApp({
     }
   },
   methods: {
-    request(method, path, data, admin) {
-      const key = admin ? this.wallet.adminkey : this.wallet.inkey
-      return LNbits.api.request(method, API + path, key, data)
-    },
-    formatSat(v) {
-      return Math.round(v).toLocaleString()
-    },
-    shortKey(pk) {
-      return pk ? pk.slice(0, 10) + '…' + pk.slice(-6) : ''
-    },
-    fromNow(ts) {
-      if (!ts) return 'never'
-      const diff = Math.round(ts - Date.now() / 1000)
-      const abs = Math.abs(diff)
-      const text = abs < 90 ? `${abs} s` : abs < 5400 ? `${Math.round(abs / 60)} min` : `${Math.round(abs / 3600)} h`
-      return diff >= 0 ? `in ${text}` : `${text} ago`
-    },
-    errorText(err) {
-      const d = err && err.response && err.response.data
-      return (d && (d.detail || d.message)) || (err && err.message) || 'Request failed'
-    },
     async refresh() {
       this.loading = true
       try {
@@ -170,12 +146,18 @@ window.app = Vue.createApp({
     },
     async loadApprovals() {
       try {
-        const [settings, pending, batches, impacts] = await Promise.all([
+        const [settings, pending, batches, impacts, applied, failed] = await Promise.all([
           this.request('GET', '/execution', null, true),
           this.request('GET', '/changes?status=pending', null, true),
           this.request('GET', '/batches', null, true),
-          this.request('GET', '/impact', null, true)
+          this.request('GET', '/impact', null, true),
+          this.request('GET', '/changes?status=applied', null, true),
+          this.request('GET', '/changes?status=failed', null, true)
         ])
+        this.actionsDone = applied.data.concat(failed.data)
+          .filter(c => c.kind !== 'policy')
+          .sort((a, b) => b.decided_at - a.decided_at)
+          .slice(0, 10)
         this.impacts = impacts.data.slice(0, 10)
         this.execution = settings.data
         this.pendingChanges = pending.data
@@ -267,11 +249,20 @@ window.app = Vue.createApp({
         const ids = this.selectedChanges.map(c => c.id)
         const {data} = await this.request('POST', '/changes/approve', {ids}, true)
         const rejected = Object.values(data.rejected).flat()
-        Quasar.Notify.create({
-          type: data.status === 'SUCCESS' ? 'positive' : 'warning',
-          message: `Batch ${data.status.toLowerCase()}` + (data.detail ? `: ${data.detail}` : ''),
-          caption: rejected.join('; ')
-        })
+        if (data.batch_id || !data.actions.length) {
+          Quasar.Notify.create({
+            type: data.status === 'SUCCESS' ? 'positive' : 'warning',
+            message: `Batch ${data.status.toLowerCase()}` + (data.detail ? `: ${data.detail}` : ''),
+            caption: rejected.join('; ')
+          })
+        }
+        for (const a of data.actions) {
+          Quasar.Notify.create({
+            type: a.ok ? 'positive' : 'warning',
+            message: `${a.kind === 'close' ? 'Close' : 'Rebalance'} ${a.channel_id}: ${a.ok ? 'done' : 'not done'}`,
+            caption: a.detail
+          })
+        }
         this.selectedChanges = []
         await this.request('POST', '/monitor/run', null, true) // read the node back now
         await this.refresh()
@@ -459,10 +450,6 @@ window.app = Vue.createApp({
         this._chart.destroy()
         this._chart = null
       }
-    },
-    copyText(text) {
-      navigator.clipboard && navigator.clipboard.writeText(text)
-      Quasar.Notify.create({message: 'Copied', timeout: 800})
     },
     connectLive() {
       // The monitor pushes a tick after each pass; polling covers a dropped socket.

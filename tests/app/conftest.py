@@ -9,7 +9,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.support.bootstrap import Account, create_admin, create_user
+from tests.support.bootstrap import Account, create_admin, create_user, wait_for_graph
 
 if "LNBITS_EXTENSIONS_PATH" not in os.environ:
     raise RuntimeError("run the app tests through `make test-app` (it sets LNbits' env)")
@@ -35,7 +35,9 @@ async def client(app):
 
 @pytest.fixture(scope="session")
 async def admin(client) -> Account:
-    return await create_admin(client)
+    account = await create_admin(client)
+    await wait_for_graph(client, account)
+    return account
 
 
 @pytest.fixture(scope="session")

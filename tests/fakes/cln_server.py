@@ -6,8 +6,15 @@ objects, the server answers each with a JSON object followed by "\\n\\n". Shapes
 Core Lightning's doc/schemas/*.json (v24.02+: msat fields are plain integers).
 
 State lives in memory (`Scenario`); `setchannel` really changes it and tests can resolve
-or add forwards. Faults (delay, RPC error, malformed answer, dropped connection) are
-injected per method. Stdlib only, so it also runs as a script:
+or add forwards. `close` behaves like lightningd's: the channel goes to
+CHANNELD_SHUTTING_DOWN at once and the command answers only when the closing transaction
+is broadcast; with the peer offline it waits for the peer to reconnect (or, with a
+non-zero `unilateraltimeout`, closes unilaterally when that expires). `getroutes` and
+the askrene layer commands answer as the askrene plugin does, gated by
+`Scenario.version` (maxparts from v25.09, path fields renamed in v26.06 and v27.06,
+getroute gone in v27.03) and `Scenario.askrene`. Faults (delay, RPC error, malformed
+answer, dropped connection) are injected per method. Stdlib only, so it also runs as a
+script:
 
     python tests/fakes/cln_server.py --socket /tmp/cln/lightning-rpc
 """
@@ -18,12 +25,15 @@ import argparse
 import contextlib
 import copy
 import hashlib
+import heapq
 import json
 import os
+import re
 import signal
 import socketserver
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +47,25 @@ INVOICE_NOT_FOUND = 905
 INVOICE_STATUS_UNEXPECTED = 906
 PAY_TRY_OTHER_ROUTE = 204
 PAY_ROUTE_NOT_FOUND = 205
+PAY_ROUTE_TOO_EXPENSIVE = 206
 PAY_NO_SUCH_PAYMENT = 208
+DEFAULT_UNILATERAL_TIMEOUT = 48 * 3600
+# channel_state_can_close() in lightningd/closing_control.c
+CLOSABLE_STATES = {
+    "CHANNELD_NORMAL",
+    "CHANNELD_AWAITING_SPLICE",
+    "CHANNELD_AWAITING_LOCKIN",
+    "DUALOPEND_AWAITING_LOCKIN",
+    "CLOSINGD_SIGEXCHANGE",
+    "CHANNELD_SHUTTING_DOWN",
+}
+ASKRENE_METHODS = {
+    "getroutes",
+    "askrene-create-layer",
+    "askrene-disable-node",
+    "askrene-remove-layer",
+    "askrene-listlayers",
+}
 DEFAULT_CLTV_FINAL = 18
 MAX_REQUEST_BYTES = 1 << 20
 SETCHANNEL_STATES = {
@@ -91,6 +119,7 @@ class FakeChannel:
     their_htlc_minimum_msat: int = 0
     remote_update: dict | None = None  # peer's channel_update, BOLT #7 field names
     ignore_fee_limits: bool = False
+    close_negotiation_s: float = 0.0  # how long the peer takes to agree on a close
 
     def __post_init__(self) -> None:
         if not self.htlc_max_msat:
@@ -134,6 +163,19 @@ class Scenario:
     payments: dict[str, dict] = field(default_factory=dict)  # sendpay attempts by hash
     # waitsendpay answers this error ({"code", "message"}) instead of completing
     pay_failure: dict | None = None
+    askrene: bool = True  # False: the askrene plugin is disabled (no getroutes)
+
+
+def version_tuple(version: str) -> tuple[int, int]:
+    """ "v25.09.1" or "v24.11-modded" -> (25, 9)."""
+    match = re.match(r"v?(\d+)\.(\d+)", version)
+    if match is None:
+        raise ValueError(f"not a Core Lightning version: {version!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+# Parameters a method only accepts from some version on.
+PARAMS_ADDED = {("getroutes", "maxdelay"): (25, 2), ("getroutes", "maxparts"): (25, 9)}
 
 
 def _txid(tag: str) -> str:
@@ -523,6 +565,29 @@ PARAMS: dict[str, list[str]] = {
         "deschashonly",
     ],
     "delinvoice": ["label", "status", "desconly"],
+    "close": [
+        "id",
+        "unilateraltimeout",
+        "destination",
+        "fee_negotiation_step",
+        "wrong_funding",
+        "force_lease_closed",
+        "feerange",
+    ],
+    "askrene-create-layer": ["layer", "persistent"],
+    "askrene-disable-node": ["layer", "node"],
+    "askrene-remove-layer": ["layer"],
+    "askrene-listlayers": ["layer"],
+    "getroutes": [
+        "source",
+        "destination",
+        "amount_msat",
+        "layers",
+        "maxfee_msat",
+        "final_cltv",
+        "maxdelay",
+        "maxparts",
+    ],
     "getroute": [
         "id",
         "amount_msat",
@@ -584,20 +649,31 @@ class Lightningd:
         self.socket_path = socket_path
         self.stopped = stopped
         self.lock = threading.RLock()
+        self.layers: dict[str, dict] = {}  # askrene layers by name
+
+    def knows(self, method: str) -> bool:
+        version = version_tuple(self.scenario.version)
+        if method in ASKRENE_METHODS:
+            return self.scenario.askrene
+        if method == "getroute":
+            return version < (27, 3)  # deprecated in v26.06, removed in v27.03
+        return method in PARAMS
 
     def dispatch(self, method: str, raw_params: Any) -> Any:
-        if method not in PARAMS:
+        if not self.knows(method):
             raise RpcFailureError(JSONRPC2_METHOD_NOT_FOUND, f"Unknown command '{method}'")
         params = self._named_params(method, raw_params)
-        handler: Callable[[dict], Any] = getattr(self, "rpc_" + method)
-        if method == "waitanyinvoice":
+        handler: Callable[[dict], Any] = getattr(self, "rpc_" + method.replace("-", "_"))
+        if method in ("waitanyinvoice", "close"):
             return handler(params)  # blocks: must not hold the lock
         with self.lock:
             return copy.deepcopy(handler(params))
 
-    @staticmethod
-    def _named_params(method: str, raw: Any) -> dict:
-        names = PARAMS[method]
+    def _named_params(self, method: str, raw: Any) -> dict:
+        version = version_tuple(self.scenario.version)
+        names = [
+            name for name in PARAMS[method] if version >= PARAMS_ADDED.get((method, name), (0, 0))
+        ]
         if raw is None:
             return {}
         if isinstance(raw, list):
@@ -867,6 +943,241 @@ class Lightningd:
                 }
                 return {"route": [hop]}
         raise RpcFailureError(PAY_ROUTE_NOT_FOUND, "Could not find a route")
+
+    # closing ------------------------------------------------------------------------
+
+    def rpc_close(self, params: dict) -> dict:
+        """lightningd's json_close + close_command: shut down at once, answer when the
+        closing transaction is broadcast. Called without the lock: it blocks."""
+        if "id" not in params:
+            raise RpcFailureError(JSONRPC2_INVALID_PARAMS, "missing required parameter: id")
+        timeout = parse_u64_param(
+            "unilateraltimeout", params.get("unilateraltimeout", DEFAULT_UNILATERAL_TIMEOUT)
+        )
+        with self.lock:
+            ch = self._close_target(str(params["id"]))
+            if ch.state in ("CHANNELD_NORMAL", "CHANNELD_AWAITING_SPLICE"):
+                ch.state = "CHANNELD_SHUTTING_DOWN"  # no more HTLCs from here on
+        deadline = time.monotonic() + timeout if timeout else None
+        while True:  # peer offline: "will negotiate once they reconnect"
+            with self.lock:
+                if ch.peer_connected:
+                    break
+            if deadline is not None and time.monotonic() >= deadline:
+                return self._closed(ch, "unilateral")  # close_command_timeout
+            if self.stopped.wait(0.05):
+                raise RpcFailureError(LIGHTNINGD, "lightningd is shutting down")
+        with self.lock:
+            ch.state = "CLOSINGD_SIGEXCHANGE"
+        if ch.close_negotiation_s and self.stopped.wait(ch.close_negotiation_s):
+            raise RpcFailureError(LIGHTNINGD, "lightningd is shutting down")
+        return self._closed(ch, "mutual")
+
+    def _close_target(self, ident: str) -> FakeChannel:
+        """param_channel_or_peer: a peer id, or a (short) channel id."""
+        channels = self.scenario.channels
+        if any(ch.peer_id == ident for ch in channels):
+            found = [ch for ch in channels if ch.peer_id == ident and ch.state in CLOSABLE_STATES]
+            if not found:
+                raise RpcFailureError(LIGHTNINGD, "Peer has no active channel")
+            if len(found) > 1:
+                raise RpcFailureError(
+                    LIGHTNINGD, "Peer has multiple channels: use channel_id or short_channel_id"
+                )
+            return found[0]
+        if len(ident) == 64:
+            found = [ch for ch in channels if ch.channel_id == ident]
+            what = "Channel id not found"
+        elif re.fullmatch(r"\d+x\d+x\d+", ident):
+            found = [ch for ch in channels if ch.short_channel_id == ident]
+            what = "Short channel id not found"
+        else:
+            found, what = [], "should be a channel ID or short channel ID"
+        if not found:
+            raise RpcFailureError(
+                JSONRPC2_INVALID_PARAMS, f"id: {what}: invalid token (see logs for details)"
+            )
+        channel = found[0]
+        if channel.state not in CLOSABLE_STATES:
+            raise RpcFailureError(
+                JSONRPC2_INVALID_PARAMS,
+                f"id: Channel in state {channel.state}: invalid token (see logs for details)",
+            )
+        return channel
+
+    def _closed(self, ch: FakeChannel, kind: str) -> dict:
+        """resolve_one_close_command: the broadcast transaction(s) and the close type."""
+        with self.lock:
+            ch.state = "CLOSINGD_COMPLETE" if kind == "mutual" else "AWAITING_UNILATERAL"
+            txid = hashlib.sha256(f"fake-cln-{kind}-close:{ch.channel_id}".encode()).hexdigest()
+            tx = "02000000000101" + ch.funding_txid + f"{ch.funding_outnum:08x}" + "00" * 40
+            version = version_tuple(self.scenario.version)
+            result: dict[str, Any] = {"type": kind}
+            if version >= (24, 11):  # txs/txids added in v24.11
+                result.update(txs=[tx], txids=[txid])
+            if version < (25, 12):  # tx/txid deprecated in v24.11, removed in v25.12
+                result.update(tx=tx, txid=txid)
+            return result
+
+    # askrene --------------------------------------------------------------------------
+
+    def _layer(self, params: dict, name: str = "layer") -> dict:
+        layer = self.layers.get(str(params.get(name)))
+        if layer is None:
+            raise RpcFailureError(
+                JSONRPC2_INVALID_PARAMS,
+                f"{name}: Unknown layer: invalid token (see logs for details)",
+            )
+        return layer
+
+    def _layer_json(self, name: str) -> dict:
+        layer = self.layers[name]
+        return {
+            "layer": name,
+            "persistent": layer["persistent"],
+            "disabled_nodes": list(layer["disabled_nodes"]),
+            "created_channels": [],
+            "channel_updates": [],
+            "constraints": [],
+            "impressions": [],
+            "biases": [],
+            "node_biases": [],
+        }
+
+    def rpc_askrene_create_layer(self, params: dict) -> dict:
+        if "layer" not in params:
+            raise RpcFailureError(JSONRPC2_INVALID_PARAMS, "missing required parameter: layer")
+        name, persistent = str(params["layer"]), bool(params.get("persistent", False))
+        if name.startswith("auto."):
+            raise RpcFailureError(JSONRPC2_INVALID_PARAMS, "Cannot create auto layer")
+        if name in self.layers and not persistent:
+            raise RpcFailureError(JSONRPC2_INVALID_PARAMS, "Layer already exists")
+        self.layers.setdefault(name, {"persistent": persistent, "disabled_nodes": []})
+        return {"layers": [self._layer_json(name)]}
+
+    def rpc_askrene_disable_node(self, params: dict) -> dict:
+        layer = self._layer(params)
+        if "node" not in params:
+            raise RpcFailureError(JSONRPC2_INVALID_PARAMS, "missing required parameter: node")
+        if params["node"] not in layer["disabled_nodes"]:
+            layer["disabled_nodes"].append(params["node"])
+        return {}
+
+    def rpc_askrene_remove_layer(self, params: dict) -> dict:
+        self._layer(params)
+        del self.layers[str(params["layer"])]
+        return {}
+
+    def rpc_askrene_listlayers(self, params: dict) -> dict:
+        names = [str(params["layer"])] if "layer" in params else sorted(self.layers)
+        return {"layers": [self._layer_json(n) for n in names if n in self.layers]}
+
+    def rpc_getroutes(self, params: dict) -> dict:
+        """One path (the cheapest, by fees) over gossip minus the layers' disabled nodes,
+        in the shape of the scenario's version. Every hop pays the fee of its channel's
+        source, the source's own first hop included (no auto.sourcefree here)."""
+        for name in ("source", "destination", "amount_msat", "layers", "maxfee_msat", "final_cltv"):
+            if name not in params:
+                raise RpcFailureError(
+                    JSONRPC2_INVALID_PARAMS, f"missing required parameter: {name}"
+                )
+        amount = parse_msat_param("amount_msat", params["amount_msat"])
+        maxfee = parse_msat_param("maxfee_msat", params["maxfee_msat"])
+        final_cltv = parse_u64_param("final_cltv", params["final_cltv"])
+        if params.get("maxparts") == 0:
+            raise RpcFailureError(JSONRPC2_INVALID_PARAMS, "maxparts must be non-zero")
+        disabled: set[str] = set()
+        for name in params["layers"]:
+            if name in ("auto.localchans", "auto.sourcefree", "auto.include_fees"):
+                continue
+            disabled.update(self._layer({"layers": name}, "layers")["disabled_nodes"])
+        source, destination = params["source"], params["destination"]
+        if source == destination:
+            raise RpcFailureError(
+                JSONRPC2_INVALID_PARAMS, "source and destination must be different"
+            )
+        hops = self._cheapest_path(source, destination, amount, disabled)
+        if hops is None:
+            raise RpcFailureError(PAY_ROUTE_NOT_FOUND, "We could not find a usable set of paths.")
+        if hops[0][1] - amount > maxfee:
+            raise RpcFailureError(
+                PAY_ROUTE_TOO_EXPENSIVE, "Could not find route without excessive cost"
+            )
+        version = version_tuple(self.scenario.version)
+        path, cltv_out, probability = [], final_cltv, 1.0
+        cltvs = []  # (cltv_in, cltv_out) per hop, walking back from the destination
+        for entry, _, _ in reversed(hops):
+            cltvs.append((cltv_out + entry["delay"], cltv_out))
+            cltv_out += entry["delay"]
+        cltvs.reverse()
+        for (entry, amount_in, amount_out), (cltv_in, cltv_o) in zip(hops, cltvs, strict=True):
+            hop: dict[str, Any] = {
+                "short_channel_id_dir": f"{entry['short_channel_id']}/{entry['direction']}"
+            }
+            if version >= (26, 6):
+                hop.update(
+                    node_id_in=entry["source"],
+                    node_id_out=entry["destination"],
+                    amount_in_msat=amount_in,
+                    amount_out_msat=amount_out,
+                    cltv_in=cltv_in,
+                    cltv_out=cltv_o,
+                )
+            if version < (27, 6):  # deprecated in v26.06
+                hop.update(next_node_id=entry["destination"], amount_msat=amount_in, delay=cltv_in)
+            path.append(hop)
+            capacity = entry["amount_msat"]
+            probability *= (capacity + 1 - amount_out) / (capacity + 1)
+        ppm = int(probability * 1_000_000)
+        route = {
+            "probability_ppm": ppm,
+            "amount_msat": amount,
+            "final_cltv": final_cltv,
+            "path": path,
+        }
+        return {"probability_ppm": ppm, "routes": [route]}
+
+    def _cheapest_path(
+        self, source: str, destination: str, amount: int, disabled: set[str]
+    ) -> list[tuple[dict, int, int]] | None:
+        """Dijkstra backwards from the destination: (gossip entry, amount in, amount out)
+        per hop, source first; None when no path carries the amount."""
+        entries = [
+            e
+            for e in our_gossip(self.scenario) + self.scenario.gossip
+            if e["active"] and not {e["source"], e["destination"]} & disabled
+        ]
+        best: dict[str, int] = {destination: amount}
+        via: dict[str, tuple[dict, str]] = {}
+        queue = [(amount, destination)]
+        while queue:
+            needed, node = heapq.heappop(queue)
+            if needed > best.get(node, needed):
+                continue
+            if node == source:
+                break
+            for e in entries:
+                if e["destination"] != node or not (
+                    e["htlc_minimum_msat"] <= needed <= e["htlc_maximum_msat"]
+                ):
+                    continue
+                into = (
+                    needed
+                    + e["base_fee_millisatoshi"]
+                    + needed * e["fee_per_millionth"] // 1_000_000
+                )
+                if into < best.get(e["source"], into + 1):
+                    best[e["source"]] = into
+                    via[e["source"]] = (e, node)
+                    heapq.heappush(queue, (into, e["source"]))
+        if source not in via:
+            return None
+        hops, node = [], source
+        while node != destination:
+            entry, nxt = via[node]
+            hops.append((entry, best[node], best[nxt]))
+            node = nxt
+        return hops
 
     def rpc_sendpay(self, params: dict) -> dict:
         """Checks the route as the nodes along it would, then settles at once (balances

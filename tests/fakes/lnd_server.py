@@ -11,7 +11,13 @@ lnd's rpcserver.go for the calls Daznode and LNbits' LndRestWallet make:
   records inside [start_time, end_time], last_offset_index = index_offset + returned);
 - POST /v1/invoices adds an invoice; POST /v2/router/send (SendPaymentV2) pays only the
   fake's own invoices, as a circular payment over our channels, and streams the updates
-  as newline-delimited JSON ({"result": Payment} lines, {"error": Status} on failure).
+  as newline-delimited JSON ({"result": Payment} lines, {"error": Status} on failure);
+- DELETE /v1/channels/{funding_txid_str}/{output_index} (CloseChannel) closes
+  cooperatively: refusals as LND's rpcserver makes them (unknown channel, peer offline,
+  active HTLCs) come back as a stream error before any update; otherwise the channel
+  leaves /v1/channels and the stream sends close_pending, then stays open like LND's
+  until the closing transaction would confirm (`Scenario.close_confirms`: chan_close at
+  once). Force closes are refused: Daznode must never ask for one.
 
 In tests:  `with FakeLndServer() as lnd: httpx.AsyncClient(base_url=lnd.url, ...)`.
 Standalone: `python tests/fakes/lnd_server.py --port 8080` serves the default scenario.
@@ -25,6 +31,7 @@ import contextlib
 import fnmatch
 import hashlib
 import json
+import select
 import signal
 import socket
 import sys
@@ -107,6 +114,7 @@ class FakeChannel:
     # sub-satoshi parts of the balances: LND reports balances in whole sat, rounded down
     local_extra_msat: int = 0
     remote_extra_msat: int = 0
+    active_htlcs: int = 0  # HTLCs in flight: a cooperative close must wait for them
 
     @property
     def channel_point(self) -> str:
@@ -134,6 +142,15 @@ class FakeChannel:
         if self.max_pending_amt_msat is not None:
             return self.max_pending_amt_msat
         return self.capacity * 990
+
+
+@dataclass
+class ClosedChannel:
+    """A channel CloseChannel took out of the open list (LND: waiting close)."""
+
+    channel: FakeChannel
+    closing_txid: str  # display order (as explorers show it)
+    force: bool = False
 
 
 @dataclass
@@ -202,6 +219,10 @@ class Scenario:
     edges: list[FakeEdge] = field(default_factory=list)
     invoices: list[FakeInvoice] = field(default_factory=list)
     payments: list[FakePayment] = field(default_factory=list)
+    closed: list[ClosedChannel] = field(default_factory=list)
+    # CloseChannel: False holds the stream open after close_pending (as LND does until
+    # the closing transaction confirms); True sends chan_close at once and ends it.
+    close_confirms: bool = False
     macaroon: str = DEFAULT_MACAROON
     version: str = "0.20.1-beta commit=v0.20.1-beta"
     network: str = "regtest"
@@ -337,11 +358,15 @@ class RecordedRequest:
 
 
 class LndError(Exception):
-    """What the gRPC handler would return: sent as LND's error body."""
+    """What the gRPC handler would return: sent as LND's error body. `wrapped`: the error of
+    a server stream before its first message, which grpc-gateway sends as {"error": ...}."""
 
-    def __init__(self, message: str, code: int = 2, status: int = 500) -> None:
+    def __init__(
+        self, message: str, code: int = 2, status: int = 500, *, wrapped: bool = False
+    ) -> None:
         super().__init__(message)
         self.message, self.code, self.status = message, code, status
+        self.wrapped = wrapped
 
 
 def _bad_request(message: str) -> LndError:
@@ -538,6 +563,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
     def _dispatch(self, method: str) -> None:
         fake = self.server.fake
         url = urlsplit(self.path)
@@ -586,12 +614,20 @@ class _Handler(BaseHTTPRequestHandler):
                     lines = _send_payment(fake.scenario, body, stream_error)
                 self._send_lines(lines)
                 return
+            if method == "DELETE" and path.startswith(_CLOSE_PREFIX):
+                stream_error = fault.stream_error if fault is not None else None
+                with fake.lock:
+                    lines, done = _close_channel(fake.scenario, path, query, stream_error)
+                self._send_lines(lines, hold=not done)
+                return
             result = _route(fake, method, path, query, body)
             if fault is not None and fault.delay_after_apply and fake.wait(fault.delay_after_apply):
                 return
             self._send(200, json.dumps(result).encode())
         except LndError as err:
-            payload = {"code": err.code, "message": err.message, "details": []}
+            payload: dict[str, Any] = {"code": err.code, "message": err.message, "details": []}
+            if err.wrapped:
+                payload = {"error": payload}
             self._send(err.status, json.dumps(payload).encode())
         except OSError:
             pass  # the client gave up (timeout tests) or the server is stopping
@@ -615,8 +651,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_lines(self, lines: list[dict[str, Any]]) -> None:
-        """A grpc-gateway server stream: chunked, one JSON object and a newline per message."""
+    def _send_lines(self, lines: list[dict[str, Any]], hold: bool = False) -> None:
+        """A grpc-gateway server stream: chunked, one JSON object and a newline per message.
+        `hold`: keep the stream open afterwards until the client hangs up or the fake stops."""
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -625,7 +662,20 @@ class _Handler(BaseHTTPRequestHandler):
             data = json.dumps(line).encode() + b"\n"
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
+        if hold and not self._wait_for_hangup():
+            return
         self.wfile.write(b"0\r\n\r\n")
+
+    def _wait_for_hangup(self) -> bool:
+        """Hold a stream open; False once the client has closed its end (nothing left to
+        answer), True when the fake stops first."""
+        while not self.server.fake.wait(0.05):
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                self.close_connection = True
+                return False
+        self.close_connection = True
+        return True
 
     def _hold_stream(self) -> None:
         """LNbits' invoice listener: keep the stream open (no invoices) until stop."""
@@ -672,6 +722,8 @@ def _route(
         raise LndError("Method Not Allowed", code=12, status=501)
     raise LndError("Not Found", code=5, status=404)
 
+
+_CLOSE_PREFIX = "/v1/channels/"
 
 _KNOWN_PATHS = {
     "/v1/getinfo",
@@ -1110,6 +1162,92 @@ def _htlc_limits_error(chan: FakeChannel, p: FakePolicy) -> str | None:
     if p.min_htlc > p.max_htlc_msat:
         return f"min_htlc {_msat(p.min_htlc)} greater than max_htlc {_msat(p.max_htlc_msat)}"
     return None
+
+
+# ------------------------------------------------------------------------- closing
+
+
+def _close_channel(
+    s: Scenario, path: str, query: dict[str, list[str]], stream_error: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """rpcServer.CloseChannel, cooperative flow: (stream lines, whether the stream ends).
+
+    Refusals happen before the first update, so grpc-gateway reports them as an error
+    status with an {"error": Status} body and nothing changes."""
+    txid, _, raw_index = path.removeprefix(_CLOSE_PREFIX).partition("/")
+    if not raw_index.isdigit():
+        raise _bad_request(
+            "type mismatch, parameter: channel_point.output_index, error: "
+            f'strconv.ParseUint: parsing "{raw_index}": invalid syntax'
+        )
+    if len(txid) != 64 or any(c not in "0123456789abcdef" for c in txid.lower()):
+        raise LndError(f"invalid funding txid: {txid}", wrapped=True)
+    index = int(raw_index)
+    if _flag(query, "force"):
+        raise LndError("the fake LND does not do force closes", wrapped=True)
+    chan = next(
+        (c for c in s.channels if (c.funding_txid, c.output_index) == (txid.lower(), index)),
+        None,
+    )
+    if chan is None:
+        raise LndError("channel not found", wrapped=True)  # channeldb.ErrChannelNotFound
+    if not chan.active:  # the peer is gone, so is its link in the switch
+        raise LndError(
+            "unable to gracefully close channel while peer is offline (try force closing "
+            "it instead): channel link not found",
+            wrapped=True,
+        )
+    if chan.active_htlcs:
+        raise LndError(
+            "cannot coop close channel with active htlcs (number of active htlcs: "
+            f"{chan.active_htlcs}), bypass this check and initiate the coop close by "
+            "setting no_wait=true",
+            wrapped=True,
+        )
+    if stream_error is not None:  # the negotiation failed after it started
+        return [{"error": stream_error}], True
+    # chainhash.Hash byte order: reversed relative to the displayed txid
+    closing_hash = hashlib.sha256(f"fake-close:{chan.channel_point}".encode()).digest()
+    s.channels.remove(chan)
+    s.closed.append(ClosedChannel(chan, closing_hash[::-1].hex()))
+    txid_b64 = base64.b64encode(closing_hash).decode()
+    lines: list[dict[str, Any]] = [
+        {
+            "result": {
+                "close_pending": {
+                    "txid": txid_b64,
+                    "output_index": 0,
+                    "fee_per_vbyte": "0",
+                    "local_close_tx": False,
+                }
+            }
+        }
+    ]
+    if s.close_confirms:
+        lines.append(
+            {
+                "result": {
+                    "chan_close": {
+                        "closing_txid": txid_b64,
+                        "success": True,
+                        "local_close_output": _close_output(chan.local_balance, True),
+                        "remote_close_output": _close_output(chan.remote_balance, False),
+                        "additional_outputs": [],
+                    }
+                }
+            }
+        )
+    return lines, s.close_confirms
+
+
+def _close_output(amount_sat: int, is_local: bool) -> dict[str, Any]:
+    script = bytes([0x00, 0x14]) + hashlib.sha256(str(is_local).encode()).digest()[:20]
+    return {
+        "amount_sat": str(amount_sat),
+        "pk_script": base64.b64encode(script).decode(),
+        "is_local": is_local,
+        "custom_channel_data": "",
+    }
 
 
 # ---------------------------------------------------------------------- payments

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 
 ADMIN_USERNAME = "admin"
@@ -60,3 +62,22 @@ async def create_user(client, name: str) -> Account:
     r.raise_for_status()
     wallet = r.json()
     return Account(wallet["user"], wallet["adminkey"], wallet["inkey"])
+
+
+async def wait_for_graph(client, account: Account, version: int = 1, timeout: float = 300) -> dict:
+    """The monitor syncs the public graph at start-up; the engine's view of the network (and
+    so its recommendations) settles once the scores are in. Tests start from that state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = await client.get("/daznode/api/v1/graph/status", headers=account.key_headers())
+        status = r.json()
+        if (
+            r.status_code == 200
+            and status["scored_version"] >= version
+            and status["job"]["state"] in ("idle", "failed")
+        ):
+            return status
+        if r.status_code == 200 and status["job"]["state"] == "failed":
+            raise AssertionError(f"graph job failed: {status['job']['error']}")
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"no graph version {version} within {timeout:.0f} s: {status}")

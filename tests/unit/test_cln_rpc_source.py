@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from engine.node_source import (
     RoutingPolicy,
     scid_to_int,
 )
+from engine.sources import cln_rpc
 from engine.sources.cln_rpc import ClnRpcSource
 from tests.fakes.cln_server import (
     NODE_X,
@@ -32,6 +37,7 @@ from tests.fakes.cln_server import (
     US,
     FakeLightningd,
     _gossip,
+    default_scenario,
 )
 
 A, B, C, E = "800000x1x0", "800100x2x1", "800200x3x0", "800300x4x0"
@@ -44,7 +50,7 @@ def fake() -> Iterator[FakeLightningd]:
         yield server
 
 
-def make_source(socket_path: str, timeout: float = 5.0, **kw: int) -> ClnRpcSource:
+def make_source(socket_path: str, timeout: float = 5.0, **kw: float) -> ClnRpcSource:
     rpc = LightningRpc(socket_path)
     return ClnRpcSource(lambda method, params: rpc.call(method, params), timeout=timeout, **kw)
 
@@ -325,28 +331,54 @@ AB = "790000x5x0"  # a public channel between the two peers, in the fake's graph
 
 
 def link_peers(fake: FakeLightningd) -> None:
-    """Let getroute find A -> B; A charges 200 msat + 300 ppm and a CLTV delta of 40."""
+    """Let the route finders find A -> B; A charges 200 msat + 300 ppm, CLTV delta 40."""
     fake.scenario.gossip.append(
         _gossip(PEER_A, PEER_B, AB, 1_000_000_000, base=200, ppm=300, delay=40)
     )
 
 
-async def test_rebalance_pays_itself_in_a_circle(
-    fake: FakeLightningd, source: ClnRpcSource
-) -> None:
-    link_peers(fake)
-    result = await source.rebalance(A, B, 100_000_000, 50_000)
+def fake_with(**changes: object) -> FakeLightningd:
+    scenario = default_scenario()
+    for name, value in changes.items():
+        setattr(scenario, name, value)
+    return FakeLightningd(scenario=scenario)
 
-    # B charges 1000 + 1 ppm on the last hop (updates.remote), A 200 + 300 ppm on A -> B
-    assert calls(fake, "getroute") == [
+
+def check_askrene_calls(fake: FakeLightningd, maxfee_msat: int) -> None:
+    """A throwaway layer with our node disabled, one getroutes, the layer removed."""
+    (created,) = calls(fake, "askrene-create-layer")
+    layer = created["layer"]
+    assert layer.startswith("daznode-rebalance-") and "persistent" not in created
+    assert calls(fake, "askrene-disable-node") == [{"layer": layer, "node": US}]
+    # B charges 1000 + 1 ppm on the last hop (updates.remote): B must receive 100_001_100
+    assert calls(fake, "getroutes") == [
         {
-            "id": PEER_B,
+            "source": PEER_A,
+            "destination": PEER_B,
             "amount_msat": 100_001_100,
-            "riskfactor": 10,
-            "fromid": PEER_A,
-            "exclude": [US],
+            "layers": [layer],
+            "maxfee_msat": maxfee_msat,
+            "final_cltv": 18 + 144,  # our invoice's, plus B's delta on the last hop
+            "maxparts": 1,
         }
     ]
+    assert calls(fake, "askrene-remove-layer") == [{"layer": layer}]
+    assert fake.node.layers == {}
+
+
+@pytest.mark.parametrize("version", ["v25.12", "v26.06", "v27.06"])
+async def test_rebalance_pays_itself_in_a_circle(version: str) -> None:
+    """getroutes' path fields changed in v26.06 (node_id_out...) and v27.06 (next_node_id
+    gone); getroute itself is gone in v27.03."""
+    with fake_with(version=version) as fake:
+        link_peers(fake)
+        result = await make_source(fake.socket_path).rebalance(A, B, 100_000_000, 50_000)
+        check_paid_circle(fake, result)
+        check_askrene_calls(fake, maxfee_msat=50_000 - 1_100)
+        assert calls(fake, "getroute") == []
+
+
+def check_paid_circle(fake: FakeLightningd, result: object) -> None:
     (sent,) = calls(fake, "sendpay")
     route = sent["route"]
     assert [(h["id"], h["channel"]) for h in route] == [(PEER_A, A), (PEER_B, AB), (US, B)]
@@ -366,31 +398,122 @@ async def test_rebalance_pays_itself_in_a_circle(
     assert fake.scenario.invoices[invoice["label"]]["status"] == "paid"
     assert calls(fake, "waitsendpay") == [{"payment_hash": sent["payment_hash"], "timeout": 60}]
 
-    assert result.ok is True
-    assert (result.out_channel, result.in_channel) == (A, B)
-    assert (result.amount_msat, result.fee_msat) == (100_000_000, 31_300)
-    assert result.detail == sent["payment_hash"]
+    assert result.ok is True  # type: ignore[attr-defined]
+    assert (result.out_channel, result.in_channel) == (A, B)  # type: ignore[attr-defined]
+    assert (result.amount_msat, result.fee_msat) == (100_000_000, 31_300)  # type: ignore[attr-defined]
+    assert result.detail == sent["payment_hash"]  # type: ignore[attr-defined]
     assert fake.channel(A).to_us_msat == 3_000_000_000 - 100_031_300
     assert fake.channel(B).to_us_msat == 500_000_000 + 100_000_000
     assert calls(fake, "delinvoice") == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "layers_created"),
+    [
+        ({"askrene": False}, 0),  # askrene disabled, or older than v24.08
+        ({"version": "v25.05"}, 1),  # askrene without maxparts (before v25.09)
+    ],
+    ids=["no-askrene", "no-maxparts"],
+)
+async def test_rebalance_falls_back_to_getroute(changes: dict, layers_created: int) -> None:
+    with fake_with(**changes) as fake:
+        link_peers(fake)
+        result = await make_source(fake.socket_path).rebalance(A, B, 100_000_000, 50_000)
+        check_paid_circle(fake, result)
+        assert calls(fake, "getroute") == [
+            {
+                "id": PEER_B,
+                "amount_msat": 100_001_100,
+                "riskfactor": 10,
+                "fromid": PEER_A,
+                "exclude": [US],
+            }
+        ]
+        assert len(calls(fake, "askrene-create-layer")) == 1  # tried, maybe unknown
+        assert len(calls(fake, "askrene-remove-layer")) == layers_created
+        assert fake.node.layers == {}
 
 
 async def test_rebalance_too_expensive_pays_nothing(
     fake: FakeLightningd, source: ClnRpcSource
 ) -> None:
     link_peers(fake)
-    result = await source.rebalance(A, B, 100_000_000, 31_299)
+    result = await source.rebalance(A, B, 100_000_000, 31_299)  # costs 31_300
     assert result.ok is False and result.fee_msat == 0
-    assert "too expensive" in result.detail and "31300" in result.detail
+    assert "excessive cost" in result.detail and "206" in result.detail
+    check_askrene_calls(fake, maxfee_msat=31_299 - 1_100)
+    # the last hop alone is over the limit: no route is even looked for
+    result = await source.rebalance(A, B, 100_000_000, 1_099)
+    assert result.ok is False and "last hop alone costs 1100 msat" in result.detail
+    assert len(calls(fake, "getroutes")) == 1
     assert calls(fake, "sendpay") == [] and calls(fake, "invoice") == []
     assert fake.channel(A).to_us_msat == 3_000_000_000
 
 
+async def test_rebalance_too_expensive_with_getroute() -> None:
+    with fake_with(askrene=False) as fake:
+        link_peers(fake)
+        result = await make_source(fake.socket_path).rebalance(A, B, 100_000_000, 31_299)
+        assert result.ok is False and result.fee_msat == 0
+        assert "too expensive" in result.detail and "31300" in result.detail
+        assert calls(fake, "sendpay") == [] and calls(fake, "invoice") == []
+
+
 async def test_rebalance_without_route(fake: FakeLightningd, source: ClnRpcSource) -> None:
+    """Without A -> B the only way is A -> us -> B, which the layer rules out."""
     result = await source.rebalance(A, B, 100_000_000, 1_000_000)
     assert result.ok is False and result.fee_msat == 0
-    assert "Could not find a route" in result.detail and "205" in result.detail
+    assert "could not find a usable set of paths" in result.detail and "205" in result.detail
     assert calls(fake, "sendpay") == [] and fake.scenario.invoices == {}
+    assert fake.node.layers == {}
+
+
+async def test_rebalance_without_route_with_getroute() -> None:
+    with fake_with(askrene=False) as fake:
+        result = await make_source(fake.socket_path).rebalance(A, B, 100_000_000, 1_000_000)
+        assert result.ok is False and result.fee_msat == 0
+        assert "Could not find a route" in result.detail and "205" in result.detail
+
+
+async def test_rebalance_malformed_getroutes_is_unexpected(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    link_peers(fake)
+    fake.inject("getroutes", malformed="shape")
+    with pytest.raises(
+        NodeRequestError, match="unexpected response from Core Lightning: getroutes"
+    ):
+        await source.rebalance(A, B, 100_000_000, 50_000)
+    assert fake.node.layers == {}  # removed all the same
+    assert calls(fake, "getroute") == [] and calls(fake, "invoice") == []
+
+
+def _hop(scid_dir: str, far: str, near: str | None = None) -> dict:
+    hop = {"short_channel_id_dir": scid_dir, "next_node_id": far}
+    if near is not None:
+        hop["node_id_in"] = near
+    return hop
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ([_hop(f"{AB}/1", PEER_B)], "direction 1"),  # A < B: A -> B is direction 0
+        ([_hop("1x1x1/1", US), _hop("1x1x2/0", PEER_B)], "our own node"),
+        ([_hop(f"{AB}/1", NODE_X)], "ends at"),  # X < A
+        ([_hop(f"{AB}/0", PEER_B, near=NODE_X)], "starts at"),
+        ([_hop(AB, PEER_B)], "short_channel_id_dir"),
+        ([], "empty route"),
+    ],
+)
+def test_getroutes_paths_are_checked(path: list[dict], message: str) -> None:
+    leg = cln_rpc._Leg(PEER_A, PEER_B, US, 1_000)
+    good = {"routes": [{"path": [_hop(f"{AB}/0", PEER_B, near=PEER_A)]}]}
+    assert cln_rpc._getroutes_hops(good, leg) == [(PEER_A, AB, PEER_B)]
+    with pytest.raises(cln_rpc._MalformedError, match=message):
+        cln_rpc._getroutes_hops({"routes": [{"path": path}]}, leg)
+    with pytest.raises(cln_rpc._MalformedError, match="expected one route"):
+        cln_rpc._getroutes_hops({"routes": good["routes"] * 2}, leg)
 
 
 async def test_rebalance_payment_failure_deletes_invoice(
@@ -430,6 +553,147 @@ async def test_rebalance_refuses_bad_channels(
     with pytest.raises(NodeRequestError, match=message):
         await source.rebalance(out_channel, in_channel, 100_000_000, 50_000)
     assert calls(fake, "invoice") == [] and calls(fake, "sendpay") == []
+
+
+# -- close ------------------------------------------------------------------------------
+
+
+def mutual_txid(fake: FakeLightningd, scid: str) -> str:
+    channel_id = fake.channel(scid).channel_id
+    return hashlib.sha256(f"fake-cln-mutual-close:{channel_id}".encode()).hexdigest()
+
+
+@pytest.mark.parametrize("version", ["v24.08", "v25.09", "v25.12"])
+async def test_close_channel_mutually(version: str) -> None:
+    """`txid` until v25.12, `txids` from v24.11: the same transaction either way."""
+    with fake_with(version=version) as fake:
+        source = make_source(fake.socket_path)
+        result = await source.close_channel(str(scid_to_int(A)))  # LND-style ids too
+        assert calls(fake, "close") == [{"id": A, "unilateraltimeout": 0}]
+        assert result.channel_id == A
+        assert result.closing_txid == mutual_txid(fake, A)
+        assert "mutual" in result.detail and result.closing_txid in result.detail
+        assert fake.channel(A).state == "CLOSINGD_COMPLETE"
+        assert A not in {ch.channel_id for ch in await source.list_channels()}
+
+
+async def test_close_waits_boundedly_then_reports_negotiation(fake: FakeLightningd) -> None:
+    """A peer slow to agree: the answer stops being awaited, the node finishes alone."""
+    fake.channel(A).close_negotiation_s = 1.0
+    source = make_source(fake.socket_path, close_wait=0.2)
+    result = await source.close_channel(A)
+    assert result.channel_id == A and result.closing_txid is None
+    assert result.detail == "negotiation under way; the node completes it when the peer answers"
+    assert fake.channel(A).state == "CLOSINGD_SIGEXCHANGE"
+    assert A not in {ch.channel_id for ch in await source.list_channels()}
+    with pytest.raises(NodeRequestError, match="already closing"):
+        await source.close_channel(A)
+    for _ in range(100):  # lightningd completes the close on its own
+        if fake.channel(A).state == "CLOSINGD_COMPLETE":
+            break
+        await asyncio.sleep(0.05)
+    assert fake.channel(A).state == "CLOSINGD_COMPLETE"
+    assert calls(fake, "close") == [{"id": A, "unilateraltimeout": 0}]
+
+
+async def test_close_refuses_an_offline_peer_up_front(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    with pytest.raises(NodeRequestError, match=r"offline.*never force closes"):
+        await source.close_channel(B)  # peer_connected false
+    assert calls(fake, "close") == []
+    assert fake.channel(B).state == "CHANNELD_NORMAL"
+
+
+@pytest.mark.parametrize(
+    ("channel", "message"),
+    [
+        ("123x4x5", "unknown channel 123x4x5"),
+        ("700000x9x1", "state ONCHAIN"),
+        (PEER_A, "short channel id"),  # a peer id would let lightningd pick the channel
+    ],
+)
+async def test_close_refuses_bad_channels(
+    fake: FakeLightningd, source: ClnRpcSource, channel: str, message: str
+) -> None:
+    with pytest.raises(NodeRequestError, match=message):
+        await source.close_channel(channel)
+    assert calls(fake, "close") == []
+
+
+async def test_close_rpc_error_keeps_cln_message(
+    fake: FakeLightningd, source: ClnRpcSource
+) -> None:
+    message = "Peer leased this channel from us, we shouldn't close until lease has expired"
+    fake.inject("close", error={"code": -1, "message": message})
+    with pytest.raises(NodeRequestError, match="Peer leased this channel") as caught:
+        await source.close_channel(A)
+    assert not isinstance(caught.value, NodeUnavailable)
+
+
+async def test_close_transport_failures(fake: FakeLightningd, source: ClnRpcSource) -> None:
+    fake.inject("close", drop=True, times=1)
+    with pytest.raises(NodeUnavailable):
+        await source.close_channel(A)
+    fake.inject("close", malformed="shape", times=1)
+    with pytest.raises(NodeRequestError, match="unexpected response from Core Lightning: close"):
+        await source.close_channel(A)
+
+
+async def test_close_call_failing_in_time_is_not_pending(fake: FakeLightningd) -> None:
+    """Only the wait running out means "under way"; the call's own errors still count."""
+    rpc = LightningRpc(fake.socket_path)
+
+    def call(method: str, params: dict) -> dict:
+        if method == "close":
+            raise TimeoutError("timed out")  # e.g. a socket timeout inside the client
+        return rpc.call(method, params)
+
+    with pytest.raises(NodeUnavailable):
+        await ClnRpcSource(call, close_wait=5).close_channel(A)
+
+
+@pytest.mark.parametrize(
+    ("answer", "txid", "words"),
+    [
+        ({"type": "mutual", "txids": ["ab" * 32], "txs": ["02"]}, "ab" * 32, "mutual"),
+        ({"type": "mutual", "txid": "cd" * 32, "tx": "02"}, "cd" * 32, "mutual"),  # < v24.11
+        ({"type": "unilateral", "txids": ["INVALID_TXID", "ef" * 32]}, "ef" * 32, "unilateral"),
+        ({"type": "unilateral", "txids": [], "txs": []}, None, "unilateral"),
+        ({"type": "unopened"}, None, "not open yet"),
+    ],
+)
+def test_close_answers_are_mapped(answer: dict, txid: str | None, words: str) -> None:
+    result = cln_rpc._close_result(A, answer)
+    assert (result.channel_id, result.closing_txid) == (A, txid)
+    assert words in result.detail
+    with pytest.raises(cln_rpc._MalformedError):
+        cln_rpc._close_result(A, {"type": "sideways"})
+
+
+def test_fake_close_with_offline_peer_shuts_down_and_waits(fake: FakeLightningd) -> None:
+    """Why the adapter refuses offline peers: lightningd accepts the close, stops the
+    channel at once and waits; a non-zero unilateraltimeout would then force close."""
+    rpc = LightningRpc(fake.socket_path)
+    answers: list[dict] = []
+    waiting = threading.Thread(target=lambda: answers.append(rpc.close(B, unilateraltimeout=0)))
+    waiting.start()
+    for _ in range(100):
+        if fake.channel(B).state == "CHANNELD_SHUTTING_DOWN":
+            break
+        time.sleep(0.02)
+    assert fake.channel(B).state == "CHANNELD_SHUTTING_DOWN" and answers == []
+    fake.channel(B).peer_connected = True  # the peer comes back: mutual close
+    waiting.join(timeout=5)
+    assert answers[0]["type"] == "mutual"
+    assert answers[0]["txids"] == [mutual_txid(fake, B)]
+
+    fake.channel(E).peer_connected = False
+    forced = rpc.close(E, unilateraltimeout=1)
+    assert forced["type"] == "unilateral"
+    assert fake.channel(E).state == "AWAITING_UNILATERAL"
+    with pytest.raises(RpcError, match="Short channel id not found"):
+        rpc.close("1x2x3")
 
 
 # -- errors -----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from engine.network_gen import generate_network
 from engine.node_source import (
     Capabilities,
     Channel,
+    CloseResult,
     ForwardPage,
     NetworkGraph,
     NodeInfo,
@@ -96,6 +97,9 @@ class FaultyNode:
         self, out_channel: str, in_channel: str, amount_msat: int, max_fee_msat: int
     ) -> RebalanceResult:
         return await self.inner.rebalance(out_channel, in_channel, amount_msat, max_fee_msat)
+
+    async def close_channel(self, channel_id: str) -> CloseResult:
+        return await self.inner.close_channel(channel_id)
 
     async def get_policy(self, channel_id: str) -> RoutingPolicy:
         return await self._call("get_policy", channel_id, lambda: self.inner.get_policy(channel_id))

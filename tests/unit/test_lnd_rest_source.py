@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -566,6 +568,217 @@ async def test_fake_rebalance_needs_macaroon(lnd: FakeLndServer) -> None:
         resp = await bare.post("/v1/invoices", json={"value_msat": "1000"})
         assert resp.status_code == 500
     assert lnd.scenario.invoices == []
+
+
+# ------------------------------------------------------------------------ close
+
+LOW_CLOSE_PATH = f"/v1/channels/{'a1' * 32}/1"
+# A real txid (the genesis coinbase) as explorers show it, and as LND's PendingUpdate.txid
+# carries it: the chainhash.Hash bytes, i.e. reversed, base64 in JSON.
+GENESIS_TXID = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b"
+GENESIS_TXID_B64 = base64.b64encode(bytes.fromhex(GENESIS_TXID)[::-1]).decode()
+
+
+def _stream_body(*lines: dict) -> bytes:
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+async def test_close_channel_cooperatively(lnd: FakeLndServer, source: LndRestSource) -> None:
+    result = await source.close_channel(str(LOW.chan_id))  # LND's numeric id works too
+
+    (closed,) = lnd.scenario.closed
+    assert closed.channel.chan_id == LOW.chan_id and not closed.force
+    assert result.channel_id == LOW_SCID
+    assert result.closing_txid == closed.closing_txid
+    # the fake derives the hash independently; LND shows it reversed
+    digest = hashlib.sha256(f"fake-close:{'a1' * 32}:1".encode()).digest()
+    assert result.closing_txid == digest[::-1].hex() != digest.hex()
+    assert result.closing_txid in result.detail
+    (request,) = lnd.requests_to("/v1/channels/*")
+    assert (request.method, request.path) == ("DELETE", LOW_CLOSE_PATH)
+    assert request.query == {"force": ["false"]}
+    assert request.has_macaroon
+    # LND lists only open channels: the closing one has left the list
+    assert LOW_SCID not in {c.channel_id for c in await source.list_channels()}
+
+
+async def test_close_returns_at_close_pending_while_lnd_keeps_the_stream_open(
+    lnd: FakeLndServer, source: LndRestSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream goes on until the closing transaction confirms; waiting for its end
+    would run into the timeout instead of returning the txid."""
+    assert lnd.scenario.close_confirms is False
+    monkeypatch.setattr(lnd_rest, "CLOSE_TIMEOUT_S", 1)
+    result = await source.close_channel(HIGH_SCID)
+    assert result.closing_txid == lnd.scenario.closed[0].closing_txid
+
+
+async def test_close_converts_the_txid_to_display_order(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    pending = {"txid": GENESIS_TXID_B64, "output_index": 0, "fee_per_vbyte": "0"}
+    lnd.inject_body(LOW_CLOSE_PATH, _stream_body({"result": {"close_pending": pending}}))
+    result = await source.close_channel(LOW_SCID)
+    assert result.closing_txid == GENESIS_TXID
+    assert "broadcast" in result.detail
+
+
+async def test_close_skips_updates_without_txid_and_takes_chan_close(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    body = _stream_body(
+        {"result": {"close_instant": {"num_pending_htlcs": 0}}},
+        {"result": {"chan_close": {"closing_txid": GENESIS_TXID_B64, "success": True}}},
+    )
+    lnd.inject_body(LOW_CLOSE_PATH, body)
+    result = await source.close_channel(LOW_SCID)
+    assert result.closing_txid == GENESIS_TXID
+    assert "confirmed" in result.detail
+
+
+async def test_fake_close_confirms_with_chan_close(
+    lnd: FakeLndServer, client: httpx.AsyncClient
+) -> None:
+    lnd.scenario.close_confirms = True
+    resp = await client.delete(LOW_CLOSE_PATH, params={"force": "false"})
+    lines = [json.loads(line) for line in resp.text.splitlines()]
+    assert [next(iter(line["result"])) for line in lines] == ["close_pending", "chan_close"]
+    assert (
+        lines[0]["result"]["close_pending"]["txid"]
+        == (lines[1]["result"]["chan_close"]["closing_txid"])
+    )
+    assert lines[1]["result"]["chan_close"]["local_close_output"]["amount_sat"] == "3000000"
+
+
+async def test_close_refuses_an_inactive_channel_up_front(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    with pytest.raises(NodeRequestError, match=r"inactive.*never force closes"):
+        await source.close_channel(scid_from_int(PRIVATE.chan_id))
+    assert lnd.requests_to("/v1/channels/*") == []
+    assert lnd.scenario.closed == []
+
+
+async def test_close_peer_gone_offline_keeps_lnd_message(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    """Listed active, but the peer disconnected before the close: LND refuses."""
+    message = (
+        "unable to gracefully close channel while peer is offline (try force closing it "
+        "instead): channel link not found"
+    )
+    body = json.dumps({"error": {"code": 2, "message": message, "details": []}}).encode()
+    lnd.inject_body(LOW_CLOSE_PATH, body, status=500)
+    with pytest.raises(NodeRequestError, match=r"peer is offline \(try force") as excinfo:
+        await source.close_channel(LOW_SCID)
+    assert not isinstance(excinfo.value, NodeUnavailable)
+    assert lnd.requests_to("/v1/channels/*")[0].query == {"force": ["false"]}
+
+
+async def test_close_refused_by_the_fake_like_lnd(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    lnd.channel(LOW.chan_id).active_htlcs = 2
+    with pytest.raises(NodeRequestError, match=r"active htlcs \(number of active htlcs: 2\)"):
+        await source.close_channel(LOW_SCID)
+    assert lnd.scenario.closed == []
+    assert LOW_SCID in {c.channel_id for c in await source.list_channels()}
+
+
+async def test_fake_offline_refusal_and_no_force_close(
+    lnd: FakeLndServer, client: httpx.AsyncClient
+) -> None:
+    private = f"/v1/channels/{PRIVATE.funding_txid}/{PRIVATE.output_index}"
+    resp = await client.delete(private, params={"force": "false"})
+    assert resp.status_code == 500
+    assert "peer is offline" in resp.json()["error"]["message"]
+    resp = await client.delete(LOW_CLOSE_PATH, params={"force": "true"})
+    assert resp.status_code == 500 and "force" in resp.json()["error"]["message"]
+    resp = await client.delete(f"/v1/channels/{'ff' * 32}/0")
+    assert resp.json()["error"]["message"] == "channel not found"
+    assert lnd.scenario.closed == []
+
+
+@pytest.mark.parametrize(
+    ("channel", "match"),
+    [
+        ("700000x1x0", "unknown channel 700000x1x0"),
+        ("790000x5x1", "unknown channel"),
+        ("x", "short channel id"),
+    ],
+)
+async def test_close_refuses_unknown_channels(
+    lnd: FakeLndServer, source: LndRestSource, channel: str, match: str
+) -> None:
+    with pytest.raises(NodeRequestError, match=match):
+        await source.close_channel(channel)
+    assert lnd.requests_to("/v1/channels/*") == []
+
+
+async def test_close_stream_error_line_is_request_error(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    lnd.inject_stream_error("/v1/channels/*", "closing negotiation failed: boom")
+    with pytest.raises(NodeRequestError, match="closing negotiation failed: boom") as excinfo:
+        await source.close_channel(LOW_SCID)
+    assert not isinstance(excinfo.value, NodeUnavailable)
+
+
+async def test_close_503_before_lnd_is_transient(lnd: FakeLndServer, source: LndRestSource) -> None:
+    lnd.inject_unavailable("/v1/channels/*")
+    with pytest.raises(NodeUnavailable, match="HTTP 503") as excinfo:
+        await source.close_channel(LOW_SCID)
+    assert excinfo.value.transient
+
+
+async def test_close_without_answer_is_not_retryable(
+    lnd: FakeLndServer, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LND may be negotiating already: a timeout must not look like a refusal, nor like
+    something to retry at once."""
+    monkeypatch.setattr(lnd_rest, "CLOSE_TIMEOUT_S", 0.3)
+    lnd.inject_delay(LOW_CLOSE_PATH, 3.0)
+    with pytest.raises(NodeUnavailable, match="outcome unknown") as excinfo:
+        await LndRestSource(client, timeout=0.2).close_channel(LOW_SCID)
+    assert not excinfo.value.transient
+    assert LOW_SCID in str(excinfo.value)
+
+
+async def test_close_stream_that_never_names_a_txid_is_cut_off(
+    lnd: FakeLndServer, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Updates keep coming (so no read times out), none with a txid: the overall
+    deadline ends the wait."""
+    monkeypatch.setattr(lnd_rest, "CLOSE_TIMEOUT_S", 0.3)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        while True:
+            yield _stream_body({"result": {"close_instant": {"num_pending_htlcs": 1}}})
+            await asyncio.sleep(0.05)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            return httpx.Response(200, content=trickle())
+        return await client.send(client.build_request(request.method, request.url.path))
+
+    async with httpx.AsyncClient(
+        base_url=lnd.url, transport=httpx.MockTransport(handler)
+    ) as mocked:
+        with pytest.raises(NodeUnavailable, match="no closing transaction within") as excinfo:
+            await LndRestSource(mocked, timeout=0.2).close_channel(LOW_SCID)
+    assert not excinfo.value.transient
+
+
+async def test_close_stream_without_txid_is_unexpected(
+    lnd: FakeLndServer, source: LndRestSource
+) -> None:
+    lnd.inject_body(LOW_CLOSE_PATH, _stream_body({"result": {"close_instant": {}}}))
+    with pytest.raises(NodeRequestError, match="without a closing transaction"):
+        await source.close_channel(LOW_SCID)
+    bad = {"result": {"close_pending": {"txid": "AAAA", "output_index": 0}}}
+    lnd.inject_body(LOW_CLOSE_PATH, _stream_body(bad))
+    with pytest.raises(NodeRequestError, match="unexpected response from LND: closechannel"):
+        await source.close_channel(LOW_SCID)
 
 
 # ----------------------------------------------------------------------- errors

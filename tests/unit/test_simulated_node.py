@@ -397,6 +397,72 @@ def test_corrupt_state_file(tmp_path: Path, content: str) -> None:
     assert path.read_text() == content  # left alone for the admin to look at
 
 
+# -- close ------------------------------------------------------------------------------
+
+
+async def _active_and_inactive(node: SimulatedNode, clock: Clock) -> tuple[Channel, Channel]:
+    """Move the clock hour by hour until some peer is offline."""
+    for _ in range(24 * 30):
+        channels = await node.list_channels()
+        down = [ch for ch in channels if not ch.active]
+        if down:
+            return next(ch for ch in channels if ch.active), down[0]
+        clock.t += HOUR
+    raise AssertionError("no peer went offline in 30 days")
+
+
+async def test_close_channel(tmp_path: Path) -> None:
+    path = tmp_path / "sim.json"
+    node, clock = make(state_path=path)
+    twin, twin_clock = make()  # the same node without a state file
+    up, down = await _active_and_inactive(node, clock)
+    twin_clock.t = clock.t
+
+    result = await node.close_channel(up.channel_id)
+    assert result.channel_id == up.channel_id
+    assert re.fullmatch(r"[0-9a-f]{64}", result.closing_txid or "")
+    assert f"{up.local_balance_msat // 1000} sat" in result.detail
+    assert (await twin.close_channel(up.channel_id)).closing_txid == result.closing_txid
+    channels = await node.list_channels()
+    assert up.channel_id not in {ch.channel_id for ch in channels}
+    assert len(channels) == 11
+    graph = await node.describe_graph()
+    assert up.channel_id not in {e.channel_id for e in graph.edges}
+
+    with pytest.raises(NodeRequestError, match="already closed"):
+        await node.close_channel(up.channel_id)
+    with pytest.raises(NodeRequestError, match="unknown channel 1x1x1"):
+        await node.close_channel("1x1x1")
+    with pytest.raises(NodeRequestError, match="short channel id"):
+        await node.close_channel("nope")
+    with pytest.raises(NodeRequestError, match="offline"):
+        await node.close_channel(down.channel_id)
+    assert down.channel_id in {ch.channel_id for ch in await node.list_channels()}
+
+    # Persisted like the rest: a restart keeps the channel closed, and it forwards no more.
+    before = await all_forwards(node)
+    restarted = SimulatedNode(network(), SimConfig(seed=42), clock=clock, state_path=path)
+    assert await restarted.list_channels() == await node.list_channels()
+    doc = json.loads(path.read_text())
+    assert [c["closing_txid"] for c in doc["closed"]] == [result.closing_txid]
+    clock.t += 3 * DAY
+    after = await all_forwards(restarted, before[-1].index)
+    assert after
+    assert all(up.channel_id not in (ev.chan_in, ev.chan_out) for ev in after)
+    check_balances(await restarted.list_channels())
+
+
+async def test_state_file_from_before_closes_loads(tmp_path: Path) -> None:
+    path = tmp_path / "sim.json"
+    node, clock = make(state_path=path)
+    channels = await node.list_channels()
+    doc = json.loads(path.read_text())
+    del doc["closed"]
+    path.write_text(json.dumps(doc))
+    again = SimulatedNode(network(), SimConfig(seed=42), clock=clock, state_path=path)
+    assert await again.list_channels() == channels
+
+
 # -- graph and chain --------------------------------------------------------------------
 
 

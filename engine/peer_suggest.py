@@ -1,0 +1,92 @@
+"""Peers worth opening a channel to, for any public node.
+
+A candidate is worth what the new channel adds: the nodes it brings within three hops that the
+node does not reach in three hops today (senders rarely route over more), how central the
+candidate is (payments already flow through it), its capacity, whether its fees sit near the
+network's, and how reliable its gossip looks. Existing peers are never suggested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from .node_score import NodeScore, percent_text
+
+WEIGHTS = {"reach": 0.40, "centrality": 0.25, "capacity": 0.15, "fees": 0.10, "reliability": 0.10}
+HOPS = 3  # payments rarely take longer routes; fees and failure odds grow with each hop
+MIN_CANDIDATE_CHANNELS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSuggestion:
+    pubkey: str
+    alias: str
+    score: float  # 0-100
+    confidence: float  # 0-1
+    reach_gain: int  # nodes newly within HOPS hops
+    components: dict[str, float]
+    reasons: tuple[str, ...]
+
+
+def within_hops(adjacency: Mapping[str, Collection[str]], start: str, hops: int) -> set[str]:
+    seen = {start}
+    frontier = {start}
+    for _ in range(hops):
+        nxt: set[str] = set()
+        for n in frontier:
+            nxt.update(adjacency.get(n, ()))
+        frontier = nxt - seen
+        if not frontier:
+            break
+        seen |= frontier
+    return seen
+
+
+def suggest_peers(
+    node: str,
+    adjacency: Mapping[str, Collection[str]],
+    scores: Mapping[str, NodeScore],
+    ranked: list[str],
+    limit: int = 10,
+    pool: int = 200,
+) -> list[PeerSuggestion]:
+    """`ranked`: pubkeys best composite first; the `pool` best non-peers are examined (the
+    rest are unlikely to beat them and cost a 2-hop expansion each)."""
+    peers = set(adjacency.get(node, ()))
+    reached = within_hops(adjacency, node, HOPS)
+    candidates = [
+        p
+        for p in ranked
+        if p != node
+        and p not in peers
+        and p in scores
+        and scores[p].channels >= MIN_CANDIDATE_CHANNELS
+    ][:pool]
+    # After opening node-c, everything within HOPS-1 hops of c is within HOPS hops of node.
+    gains = {c: len(within_hops(adjacency, c, HOPS - 1) - reached) for c in candidates}
+    best_gain = max(gains.values(), default=0) or 1
+    out = [_suggestion(scores[c], gains[c], best_gain, len(reached)) for c in candidates]
+    out.sort(key=lambda s: (-s.score, s.pubkey))
+    return out[:limit]
+
+
+def _suggestion(s: NodeScore, gain: int, best_gain: int, reached: int) -> PeerSuggestion:
+    comps = {
+        "reach": round(100.0 * gain / best_gain, 2),
+        "centrality": s.components["centrality"],
+        "capacity": s.components["capacity"],
+        "fees": s.components["fees"],
+        "reliability": s.components["reliability"],
+    }
+    score = round(sum(WEIGHTS[k] * v for k, v in comps.items()), 2)
+    # Sure of the gain when the candidate's gossip is complete and it is more than a leaf.
+    confidence = round(s.components["reliability"] / 100 * min(1.0, s.channels / 5), 2)
+    reasons = [
+        f"brings {gain:,} more nodes within {HOPS} hops (reached today: {reached:,})",
+        f"more central than {percent_text(s.components['centrality'])} of nodes",
+        f"{s.channels} channels, {s.capacity_sat:,} sat",
+    ]
+    if s.median_fee_ppm is not None:
+        reasons.append(f"median outbound fee {s.median_fee_ppm} ppm")
+    return PeerSuggestion(s.pubkey, s.alias, score, confidence, gain, comps, tuple(reasons))
