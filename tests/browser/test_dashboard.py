@@ -197,3 +197,39 @@ def test_alerts_dialog_reports_errors_and_never_shows_secrets(page):
     expect(text).to_have_value(bad)
     page.get_by_test_id("test-alerts").click()  # nothing configured: it says so
     expect(page.get_by_test_id("alerts-error")).to_contain_text("destination")
+
+
+def test_rebalance_now_from_a_recommendation(page, server, admin):
+    h = admin.key_headers(admin=True)
+    api = f"{server.url}/daznode/api/v1"
+    settings = httpx.get(f"{api}/settings", headers=h, timeout=30).json()
+    try:
+        rec = None
+        for seed in (17, 38, 3, 4, 8, 9, 24, 27, 30, 32):
+            httpx.put(f"{api}/settings", headers=h, json={**settings, "sim_seed": seed}, timeout=60)
+            httpx.post(f"{api}/monitor/run", headers=h, timeout=60).raise_for_status()
+            recs = httpx.get(f"{api}/recommendations", headers=h, timeout=60).json()["data"]
+            rec = next(
+                (
+                    r
+                    for r in recs
+                    if r["suggested"]["rebalance"]
+                    and r["suggested"]["rebalance"]["source_channel_id"]
+                ),
+                None,
+            )
+            if rec:
+                break
+        assert rec, "no demo seed gave a rebalance plan with a source channel"
+        before = len(httpx.get(f"{api}/rebalances", headers=h, timeout=30).json())
+        page.reload()
+        row = page.locator(f"tr[data-test='rec-{rec['channel_id']}']")
+        row.click()
+        page.get_by_test_id(f"rebalance-{rec['channel_id']}").click()
+        expect(page.locator(".q-notification").first).to_contain_text("Rebalance", timeout=30_000)
+        log = httpx.get(f"{api}/rebalances", headers=h, timeout=30).json()
+        assert len(log) == before + 1 and log[0]["in_channel"] == rec["channel_id"]
+        assert log[0]["fee_msat"] <= log[0]["max_fee_msat"]
+    finally:
+        httpx.put(f"{api}/settings", headers=h, json=settings, timeout=60)
+        httpx.post(f"{api}/monitor/run", headers=h, timeout=60)
