@@ -1309,3 +1309,128 @@ async def find_nodes(query: str, limit: int = 10) -> list[dict]:
             {"prefix": f"{like}%", "q": f"%{like}%", "limit": limit},
         )
     ]
+
+
+# -- premium purchases ------------------------------------------------------------------------
+
+
+async def create_purchase(row: dict) -> None:
+    await db.execute(
+        """
+        INSERT INTO daznode.purchases (id, created_at, user_id, item, subject, price_sat,
+            payment_hash, bolt11, expires_at, status)
+        VALUES (:id, :created_at, :user_id, :item, :subject, :price_sat, :payment_hash,
+            :bolt11, :expires_at, 'pending')
+        """,
+        row,
+    )
+
+
+async def get_purchase(purchase_id: str) -> dict | None:
+    row = await db.fetchone("SELECT * FROM daznode.purchases WHERE id = :id", {"id": purchase_id})
+    return dict(row) if row else None
+
+
+async def get_purchase_by_hash(payment_hash: str) -> dict | None:
+    row = await db.fetchone(
+        "SELECT * FROM daznode.purchases WHERE payment_hash = :h", {"h": payment_hash}
+    )
+    return dict(row) if row else None
+
+
+async def user_purchases(user_id: str, item: str | None = None, subject: str | None = None):
+    where = "user_id = :u"
+    params: dict[str, Any] = {"u": user_id}
+    if item is not None:
+        where += " AND item = :item"
+        params["item"] = item
+    if subject is not None:
+        where += " AND subject = :subject"
+        params["subject"] = subject
+    rows = await db.fetchall(
+        f"SELECT * FROM daznode.purchases WHERE {where} "  # noqa: S608
+        "ORDER BY created_at DESC, id LIMIT 200",
+        params,
+    )
+    return [dict(r) for r in rows]
+
+
+async def mark_purchase_paid(payment_hash: str, now: int) -> dict | None:
+    """Pending -> paid exactly once (the listener may see a payment twice); the row if this
+    call made the transition."""
+    async with transaction() as tx:
+        result = await tx.run(
+            "UPDATE daznode.purchases SET status = 'paid', paid_at = :now "
+            "WHERE payment_hash = :h AND status IN ('pending', 'expired')",
+            {"h": payment_hash, "now": now},
+        )
+        if not result.rowcount:
+            return None
+        rows = await tx.rows(
+            "SELECT * FROM daznode.purchases WHERE payment_hash = :h", {"h": payment_hash}
+        )
+    return rows[0]
+
+
+async def set_purchase_content(purchase_id: str, content: str) -> None:
+    await db.execute(
+        "UPDATE daznode.purchases SET content = :c WHERE id = :id",
+        {"c": content, "id": purchase_id},
+    )
+
+
+async def renew_purchase(purchase_id: str, payment_hash: str, bolt11: str, expires_at: int):
+    await db.execute(
+        "UPDATE daznode.purchases SET payment_hash = :h, bolt11 = :b, expires_at = :e, "
+        "status = 'pending' WHERE id = :id AND status IN ('pending', 'expired')",
+        {"h": payment_hash, "b": bolt11, "e": expires_at, "id": purchase_id},
+    )
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+async def save_report(kind: str, start: int, end: int, now: int, data: dict) -> int:
+    """One report per kind and period: generating it again replaces it."""
+    async with transaction() as tx:
+        await tx.run(
+            "DELETE FROM daznode.reports WHERE kind = :kind AND period_start = :start",
+            {"kind": kind, "start": start},
+        )
+        await tx.run(
+            "INSERT INTO daznode.reports (kind, period_start, period_end, created_at, data) "
+            "VALUES (:kind, :start, :end, :now, :data)",
+            {"kind": kind, "start": start, "end": end, "now": now, "data": json.dumps(data)},
+        )
+        rows = await tx.rows(
+            "SELECT id FROM daznode.reports WHERE kind = :kind AND period_start = :start",
+            {"kind": kind, "start": start},
+        )
+    return int(rows[0]["id"])
+
+
+async def get_reports(kind: str | None = None, limit: int = 100) -> list[dict]:
+    where = "WHERE kind = :kind" if kind else ""
+    rows = await db.fetchall(
+        "SELECT id, kind, period_start, period_end, created_at FROM daznode.reports "  # noqa: S608
+        f"{where} ORDER BY period_start DESC, kind LIMIT :limit",
+        {"kind": kind, "limit": limit},
+    )
+    return [dict(r) for r in rows]
+
+
+async def get_report(report_id: int) -> dict | None:
+    row = await db.fetchone("SELECT * FROM daznode.reports WHERE id = :id", {"id": report_id})
+    if not row:
+        return None
+    out = dict(row)
+    out["data"] = json.loads(out["data"])
+    return out
+
+
+async def has_report(kind: str, start: int) -> bool:
+    row = await db.fetchone(
+        "SELECT id FROM daznode.reports WHERE kind = :kind AND period_start = :start",
+        {"kind": kind, "start": start},
+    )
+    return row is not None

@@ -31,6 +31,10 @@ from .engine.peer_suggest import PeerSuggestion, suggest_peers
 
 EXTENSION_DIR = Path(__file__).resolve().parent
 GRAPH_TIMEOUT_SECONDS = 300
+# The first scheduled sync waits for LNbits to settle after a start (a restart loop must not
+# become an analytics loop); a sync by hand or an upload starts at once.
+START_DELAY_SECONDS = 90
+_process_started = time.time()
 CACHE_ENTRIES = 256
 
 
@@ -317,7 +321,8 @@ async def maybe_sync(source: NodeSource, our_pubkey: str, now: int, every_hours:
         except GraphUnavailable:
             pass
     due = every_hours > 0 and now - int(meta.get("synced_at", 0)) >= every_hours * 3600
-    if not due or busy():
+    settled = time.time() - _process_started >= START_DELAY_SECONDS
+    if not due or not settled or busy():
         return
 
     async def fetch() -> NetworkGraph:
@@ -350,3 +355,79 @@ async def rescore(node: str) -> None:
     meta["scored_at"] = int(time.time())
     await _save_meta(meta, meta["scored_at"])
     await _install(state.graph, scores, state.version)
+
+
+def _edges_of(graph: NetworkGraph, node: str):
+    for e in graph.edges:
+        if e.node1 == node:
+            yield e.node2, e.node1_policy, e.capacity_sat
+        elif e.node2 == node:
+            yield e.node1, e.node2_policy, e.capacity_sat
+
+
+def _fee_positions(state: GraphState, node: str) -> dict:
+    context = summarize(state.graph, node)
+    rows = []
+    for peer, policy, capacity in _edges_of(state.graph, node):
+        info = context.peer(peer)
+        competitor = info.competitor_fee_ppm if info else None
+        ours = None if policy is None or policy.disabled else policy.fee_rate_ppm
+        if ours is None or competitor is None:
+            position = "unknown"
+        elif ours < competitor * 0.8:
+            position = "cheaper"
+        elif ours > competitor * 1.25:
+            position = "dearer"
+        else:
+            position = "in line"
+        alias = state.scores[peer].alias if peer in state.scores else ""
+        rows.append(
+            {
+                "peer": peer,
+                "alias": alias,
+                "capacity_sat": capacity,
+                "fee_ppm": ours,
+                "competitor_median_ppm": competitor,
+                "position": position,
+            }
+        )
+    counts = {
+        p: sum(1 for r in rows if r["position"] == p) for p in ("cheaper", "in line", "dearer")
+    }
+    return {"channels": rows, "summary": counts, "network_median_ppm": context.median_fee_ppm}
+
+
+async def fee_competitiveness(node: str) -> dict:
+    """Per channel of `node`: its fee towards the peer against the capacity-weighted median
+    of what everyone else charges into that peer (what senders compare)."""
+    state = await current()
+    return await asyncio.to_thread(
+        _cached, state, ("fees", node), lambda: _fee_positions(state, node)
+    )
+
+
+async def projected_openings(node: str, candidates: list[str]) -> list[dict]:
+    """What opening to each candidate adds: the nodes within three hops, before and after."""
+    from .engine.peer_suggest import HOPS, within_hops
+
+    state = await current()
+
+    def project() -> list[dict]:
+        before = within_hops(state.adjacency, node, HOPS)
+        out = []
+        for c in candidates:
+            added = within_hops(state.adjacency, c, HOPS - 1) - before
+            out.append(
+                {
+                    "candidate": c,
+                    "alias": state.scores[c].alias if c in state.scores else "",
+                    "within_3_hops_before": len(before),
+                    "within_3_hops_after": len(before) + len(added - {node}),
+                    "share_of_graph_after": round(
+                        (len(before) + len(added)) / max(1, state.nx.number_of_nodes()), 4
+                    ),
+                }
+            )
+        return out
+
+    return await asyncio.to_thread(_cached, state, ("project", node, tuple(candidates)), project)

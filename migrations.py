@@ -334,3 +334,40 @@ async def m005_graph(db):
     )
     for column in ("composite", "capacity_sat", "channels", "alias_lower"):
         await _create_index(db, f"daznode_node_scores_{column}", "node_scores", column)
+
+
+async def m006_reports_and_purchases(db):
+    """Periodic reports (one per kind and period, JSON) and premium items bought with an
+    invoice: who asked, for what, the invoice, and the content once paid."""
+    await db.execute(
+        f"""
+        CREATE TABLE daznode.reports (
+            id {db.serial_primary_key},
+            kind TEXT NOT NULL,
+            period_start BIGINT NOT NULL,
+            period_end BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            data TEXT NOT NULL,
+            UNIQUE (kind, period_start)
+        );
+        """
+    )
+    await db.execute(
+        """
+        CREATE TABLE daznode.purchases (
+            id TEXT PRIMARY KEY,
+            created_at BIGINT NOT NULL,
+            user_id TEXT NOT NULL,
+            item TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            price_sat BIGINT NOT NULL,
+            payment_hash TEXT NOT NULL UNIQUE,
+            bolt11 TEXT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            paid_at BIGINT NOT NULL DEFAULT 0,
+            content TEXT
+        );
+        """
+    )
+    await _create_index(db, "daznode_purchases_user", "purchases", "user_id, item, subject")

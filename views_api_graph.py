@@ -73,7 +73,7 @@ def _unknown(node_id: str) -> HTTPException:
     return HTTPException(HTTPStatus.NOT_FOUND, f"Node {node_id} is not in the synced graph.")
 
 
-def _score_out(row: dict, meta: dict) -> NodeScoreOut:
+def score_out(row: dict, meta: dict) -> NodeScoreOut:
     return NodeScoreOut(
         pubkey=row["pubkey"],
         alias=row["alias"],
@@ -254,7 +254,7 @@ async def api_node_score(
     row = (await get_node_scores([node])).get(node)
     if row is None:
         raise _unknown(node)
-    return _score_out(row, meta)
+    return score_out(row, meta)
 
 
 @daznode_graph_router.get(
@@ -285,7 +285,7 @@ async def api_scores_batch(body: NodeScoresBatchIn, _: Reader) -> list[NodeScore
         raise HTTPException(
             HTTPStatus.NOT_FOUND, f"None of the nodes is in the synced graph: {missing[0]}…"
         )
-    return [_score_out(rows[n], meta) for n in nodes if n in rows]
+    return [score_out(rows[n], meta) for n in nodes if n in rows]
 
 
 @daznode_graph_router.get(
@@ -310,7 +310,7 @@ async def api_rankings(
         page, size, sort, order == "desc", min_capacity_sat, min_channels, search.strip()
     )
     return RankingsOut(
-        data=[_score_out(r, meta) for r in rows],
+        data=[score_out(r, meta) for r in rows],
         total=total,
         page=page,
         size=size,

@@ -36,3 +36,73 @@ window.daznodeMixin = {
     }
   }
 }
+
+// Buying a premium item: an invoice (QR + bolt11) in a dialog; LNbits' websocket says when
+// it is paid, polling covers a dropped socket; the item then opens in the same dialog.
+window.daznodePremiumMixin = {
+  data() {
+    return {
+      premium: null,
+      purchase: {show: false, title: '', data: null, error: '', socket: null, timer: null}
+    }
+  },
+  methods: {
+    async loadPremium() {
+      try {
+        const {data} = await this.request('GET', '/premium/items')
+        this.premium = {on_sale: data.on_sale, prices: Object.fromEntries(data.items.map(i => [i.item, i.price_sat]))}
+      } catch (err) {
+        this.premium = null
+      }
+    },
+    async buyItem(item, subject, title) {
+      this.closePurchaseWatch()
+      this.purchase = {show: true, title, data: null, error: '', socket: null, timer: null}
+      try {
+        const {data} = await this.request('POST', '/premium/purchases', {item, subject})
+        this.purchase.data = data
+        if (data.status !== 'paid') this.watchPurchase(data.id)
+      } catch (err) {
+        this.purchase.error = this.errorText(err)
+      }
+    },
+    async renewPurchase() {
+      try {
+        const {data} = await this.request('POST', `/premium/purchases/${this.purchase.data.id}/renew`)
+        this.purchase.data = data
+      } catch (err) {
+        this.purchase.error = this.errorText(err)
+      }
+    },
+    watchPurchase(id) {
+      const proto = location.protocol === 'https:' ? 'wss://' : 'ws://'
+      try {
+        this.purchase.socket = new WebSocket(`${proto}${location.host}/api/v1/ws/daznode-purchase-${id}`)
+        this.purchase.socket.onmessage = () => this.openPurchase(id)
+      } catch (e) {
+        this.purchase.socket = null
+      }
+      this.purchase.timer = setInterval(() => this.openPurchase(id), 5000)
+    },
+    async openPurchase(id) {
+      try {
+        const {data} = await this.request('GET', `/premium/purchases/${id}`)
+        if (data.content !== null) {
+          this.purchase.data = data
+          this.closePurchaseWatch()
+        }
+      } catch (err) {
+        // 402 until paid: keep waiting
+      }
+    },
+    closePurchaseWatch() {
+      if (this.purchase.socket) this.purchase.socket.close()
+      clearInterval(this.purchase.timer)
+    }
+  },
+  watch: {
+    'purchase.show'(open) {
+      if (!open) this.closePurchaseWatch()
+    }
+  }
+}

@@ -3,7 +3,7 @@ const POLL_MS = 30000
 
 window.app = Vue.createApp({
   el: '#vue',
-  mixins: [windowMixin, window.daznodeMixin],
+  mixins: [windowMixin, window.daznodeMixin, window.daznodePremiumMixin],
   delimiters: ['${', '}'],
   data() {
     return {
@@ -464,6 +464,7 @@ window.app = Vue.createApp({
     }
   },
   async created() {
+    this.loadPremium()
     await this.refresh()
     if (this.isAdmin) this.loadProfile()
     this.connectLive()

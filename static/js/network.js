@@ -5,7 +5,7 @@ const RING_RADII = [0, 120, 230]
 
 window.app = Vue.createApp({
   el: '#vue',
-  mixins: [windowMixin, window.daznodeMixin],
+  mixins: [windowMixin, window.daznodeMixin, window.daznodePremiumMixin],
   delimiters: ['${', '}'],
   data() {
     return {
@@ -185,6 +185,7 @@ window.app = Vue.createApp({
     }
   },
   async created() {
+    this.loadPremium()
     await this.loadGraph()
     await this.loadRankings()
     await this.loadOwnPeers()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.support.bootstrap import Account, create_admin, create_user, wait_for_graph
+from tests.support.bootstrap import Account, create_admin, create_user, sync_graph_now
 
 if "LNBITS_EXTENSIONS_PATH" not in os.environ:
     raise RuntimeError("run the app tests through `make test-app` (it sets LNbits' env)")
@@ -36,7 +36,7 @@ async def client(app):
 @pytest.fixture(scope="session")
 async def admin(client) -> Account:
     account = await create_admin(client)
-    await wait_for_graph(client, account)
+    await sync_graph_now(client, account)
     return account
 
 

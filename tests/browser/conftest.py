@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.support.bootstrap import Account, create_admin, wait_for_graph
+from tests.support.bootstrap import Account, create_admin, sync_graph_now
 from tests.support.live import LiveLnbits
 
 CHROMIUM = os.environ.get("DAZNODE_CHROMIUM", "/usr/bin/chromium")
@@ -46,7 +46,7 @@ def admin(server) -> Account:
                 "/daznode/api/v1/monitor/run", headers=account.key_headers(admin=True)
             )
             r.raise_for_status()
-            await wait_for_graph(client, account)
+            await sync_graph_now(client, account)
             return account
 
     return asyncio.run(boot())

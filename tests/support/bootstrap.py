@@ -64,9 +64,21 @@ async def create_user(client, name: str) -> Account:
     return Account(wallet["user"], wallet["adminkey"], wallet["inkey"])
 
 
+async def sync_graph_now(client, admin: Account) -> dict:
+    """Start a graph sync from the node (the scheduled one waits after a start) and wait."""
+    for _ in range(240):  # 503 until the monitor has connected the node
+        r = await client.post("/daznode/api/v1/graph/sync", headers=admin.key_headers(admin=True))
+        if r.status_code in (202, 409):  # 409: one is running already
+            return await wait_for_graph(client, admin)
+        if r.status_code != 503:
+            break
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"graph sync refused: {r.status_code} {r.text}")
+
+
 async def wait_for_graph(client, account: Account, version: int = 1, timeout: float = 300) -> dict:
-    """The monitor syncs the public graph at start-up; the engine's view of the network (and
-    so its recommendations) settles once the scores are in. Tests start from that state."""
+    """The engine's view of the network (and so its recommendations) settles once the graph's
+    scores are in: tests that need it start from that state."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r = await client.get("/daznode/api/v1/graph/status", headers=account.key_headers())
