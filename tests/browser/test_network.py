@@ -100,3 +100,51 @@ def test_approve_a_channel_close_in_the_queue(page, server, admin):
         call("PUT", "/profile", json=profile)
         call("PUT", "/execution", json={"min_confidence": 0.5, "overrides": []})
         call("POST", "/monitor/run")
+
+
+def test_buy_a_deep_report_and_see_it_open_when_paid(page, server, admin):
+    h = admin.key_headers(admin=True)
+    # The seller's wallet receives the payments (a user of its own: nobody pays themselves).
+    shop = httpx.post(f"{server.url}/api/v1/account", json={"name": "report-seller"}, timeout=30)
+    shop.raise_for_status()
+    receiving = shop.json()["id"]
+    r = httpx.put(
+        f"{server.url}{API}/premium/settings",
+        headers=h,
+        json={"wallet_id": receiving, "prices": {"node_report": 50}},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    # Paid from any wallet: here a funded wallet of someone else.
+    payer = httpx.post(f"{server.url}/api/v1/account", json={"name": "payer"}, timeout=30).json()
+    r = httpx.put(
+        f"{server.url}/users/api/v1/balance",
+        headers=admin.bearer(),
+        json={"id": payer["id"], "amount": 500},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+
+    page.goto(f"{server.url}/daznode/network")
+    native(page, "lookup-input").fill(ACINQ)
+    page.get_by_test_id("lookup-go").click()
+    expect(page.get_by_test_id("score-card")).to_contain_text("ACINQ", timeout=30_000)
+    page.get_by_test_id("buy-report").click()
+    invoice = page.get_by_test_id("purchase-invoice")
+    expect(invoice).to_contain_text("50")
+    expect(invoice.locator("svg").first).to_be_visible()  # the QR code
+    bolt11 = page.get_by_test_id("purchase-bolt11").inner_text().strip()
+    assert bolt11.startswith("lnbc")
+
+    r = httpx.post(
+        f"{server.url}/api/v1/payments",
+        headers={"X-API-KEY": payer["adminkey"]},
+        json={"out": True, "bolt11": bolt11},
+        timeout=60,
+    )
+    assert r.status_code in (200, 201), r.text
+    content = page.get_by_test_id("purchase-content")
+    expect(content).to_contain_text("ACINQ", timeout=30_000)  # no reload: the page was told
+    expect(content).to_contain_text("Opening to the best candidates")
+    expect(page.get_by_test_id("purchase-source")).to_have_text("built-in")
+    page.screenshot(path=str(DOCS / "premium.png"), full_page=False)
