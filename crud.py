@@ -1391,17 +1391,20 @@ async def renew_purchase(purchase_id: str, payment_hash: str, bolt11: str, expir
 
 
 async def save_report(kind: str, start: int, end: int, now: int, data: dict) -> int:
-    """One report per kind and period: generating it again replaces it."""
+    """One report per kind and period: generating it again updates it (same id)."""
+    params = {"kind": kind, "start": start, "end": end, "now": now, "data": json.dumps(data)}
     async with transaction() as tx:
-        await tx.run(
-            "DELETE FROM daznode.reports WHERE kind = :kind AND period_start = :start",
-            {"kind": kind, "start": start},
+        updated = await tx.run(
+            "UPDATE daznode.reports SET period_end = :end, created_at = :now, data = :data "
+            "WHERE kind = :kind AND period_start = :start",
+            params,
         )
-        await tx.run(
-            "INSERT INTO daznode.reports (kind, period_start, period_end, created_at, data) "
-            "VALUES (:kind, :start, :end, :now, :data)",
-            {"kind": kind, "start": start, "end": end, "now": now, "data": json.dumps(data)},
-        )
+        if not updated.rowcount:
+            await tx.run(
+                "INSERT INTO daznode.reports (kind, period_start, period_end, created_at, data) "
+                "VALUES (:kind, :start, :end, :now, :data)",
+                params,
+            )
         rows = await tx.rows(
             "SELECT id FROM daznode.reports WHERE kind = :kind AND period_start = :start",
             {"kind": kind, "start": start},
@@ -1434,3 +1437,118 @@ async def has_report(kind: str, start: int) -> bool:
         {"kind": kind, "start": start},
     )
     return row is not None
+
+
+# -- report inputs ----------------------------------------------------------------------------
+
+
+async def report_rows(node_pubkey: str, start: int, end: int) -> dict[str, list[dict]]:
+    """Everything a report over [start, end) reads, in one transaction (a consistent view)."""
+    span = {"pk": node_pubkey, "start": start, "end": end}
+    async with transaction() as tx:
+        out = {
+            "channels": await tx.rows(
+                "SELECT * FROM daznode.channels WHERE first_seen < :end "
+                "AND (closed_at = 0 OR closed_at >= :end)",
+                span,
+            ),
+            "forwards": await tx.rows(
+                "SELECT ts, chan_in, chan_out, amt_in_msat, amt_out_msat, fee_msat, status "
+                "FROM daznode.forwards WHERE node_pubkey = :pk AND ts >= :start AND ts < :end",
+                span,
+            ),
+            "rebalances": await tx.rows(
+                "SELECT * FROM daznode.rebalances WHERE ts >= :start AND ts < :end", span
+            ),
+            "fee_changes": await tx.rows(
+                """
+                SELECT i.updated_at, i.channel_id, i.before_policy, i.after_policy,
+                    m.outcome, m.rolled_back, m.verdict
+                FROM daznode.batch_items i
+                LEFT JOIN daznode.impact m
+                    ON m.batch_id = i.batch_id AND m.change_id = i.change_id
+                WHERE i.status = 'APPLIED' AND i.updated_at >= :start AND i.updated_at < :end
+                """,
+                span,
+            ),
+            "snapshots": await tx.rows(
+                "SELECT * FROM daznode.snapshots WHERE ts >= :start AND ts < :end", span
+            ),
+            "hourly": await tx.rows(
+                "SELECT * FROM daznode.snapshots_hourly WHERE bucket >= :start AND bucket < :end",
+                span,
+            ),
+            "daily": await tx.rows(
+                "SELECT * FROM daznode.snapshots_daily WHERE bucket >= :start AND bucket < :end",
+                span,
+            ),
+        }
+    return out
+
+
+async def forwards_between(node_pubkey: str, since: int, until: int, limit: int) -> list[dict]:
+    rows = await db.fetchall(
+        "SELECT idx, ts, chan_in, chan_out, amt_in_msat, amt_out_msat, fee_msat, status, "
+        "fail_reason FROM daznode.forwards WHERE node_pubkey = :pk AND ts >= :since "
+        "AND ts < :until ORDER BY ts, idx LIMIT :limit",
+        {"pk": node_pubkey, "since": since, "until": until, "limit": limit},
+    )
+    return [dict(r) for r in rows]
+
+
+async def daily_series(node_pubkey: str, since: int) -> list[dict]:
+    """Fees, volume and forwards per UTC day, and what rebalancing cost that day."""
+    rows = await db.fetchall(
+        "SELECT (ts / 86400) * 86400 AS day_start, SUM(fee_msat) AS fees_msat, "
+        "SUM(amt_out_msat) AS volume_msat, COUNT(*) AS forwards FROM daznode.forwards "
+        "WHERE node_pubkey = :pk AND ts >= :since AND status = 'settled' "
+        "GROUP BY (ts / 86400) * 86400",
+        {"pk": node_pubkey, "since": since},
+    )
+    costs = await db.fetchall(
+        "SELECT (ts / 86400) * 86400 AS day_start, SUM(fee_msat) AS cost FROM daznode.rebalances "
+        "WHERE ts >= :since GROUP BY (ts / 86400) * 86400",
+        {"since": since},
+    )
+    cost_by_day = {int(r["day_start"]): int(r["cost"] or 0) for r in costs}
+    out = {
+        int(r["day_start"]): {
+            "day_start": int(r["day_start"]),
+            "fees_msat": int(r["fees_msat"] or 0),
+            "volume_msat": int(r["volume_msat"] or 0),
+            "forwards": int(r["forwards"]),
+            "rebalance_cost_msat": 0,
+        }
+        for r in rows
+    }
+    for day, cost in cost_by_day.items():
+        out.setdefault(
+            day,
+            {"day_start": day, "fees_msat": 0, "volume_msat": 0, "forwards": 0},
+        )["rebalance_cost_msat"] = cost
+    return [out[d] for d in sorted(out)]
+
+
+async def balance_series(since: int) -> list[dict]:
+    """The node's total local and remote balance over time (raw snapshots, then hourly)."""
+    raw = await db.fetchall(
+        "SELECT ts, SUM(local_msat) AS local_msat, SUM(remote_msat) AS remote_msat "
+        "FROM daznode.snapshots WHERE ts >= :since GROUP BY ts ORDER BY ts",
+        {"since": since},
+    )
+    hourly = await db.fetchall(
+        "SELECT bucket AS ts, SUM(sum_local_msat / samples) AS local_msat, "
+        "SUM(capacity_msat - sum_local_msat / samples) AS remote_msat "
+        "FROM daznode.snapshots_hourly WHERE bucket >= :since GROUP BY bucket ORDER BY bucket",
+        {"since": since},
+    )
+    merged = {int(r["ts"]): r for r in hourly}
+    merged.update({int(r["ts"]): r for r in raw})
+    return [
+        {
+            "ts": ts,
+            "local_msat": int(r["local_msat"] or 0),
+            "remote_msat": int(r["remote_msat"] or 0),
+        }
+        for ts, r in sorted(merged.items())
+    ]

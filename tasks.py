@@ -44,6 +44,7 @@ from .execution import (
     propose,
     reconcile_journal,
 )
+from .reports_service import generate_due
 from .services import evaluate, get_backend
 
 HOLDER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -148,6 +149,7 @@ async def _propose(now: int) -> None:
         if await supersede_orphans(open_ids, now):
             logger.info("daznode: proposals for channels no longer open left the queue")
         await evaluate_applied_changes(state.get("node_pubkey") or "", now)
+        await generate_due(now)
         recs, _profile, _net = await evaluate(now)
         await propose(recs, now)
         await propose_actions(recs, await load_execution_settings(), now)
