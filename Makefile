@@ -77,12 +77,13 @@ deps-browser:
 		else echo "Chromium missing: run 'apt-get install chromium' as root." >&2; exit 1; fi; \
 	fi
 
+BROWSER_RUN ?= browser
 test-browser: link deps-browser
-	@rm -rf $(DATA)/test-browser && mkdir -p $(DATA)/test-browser
-	cd $(RUN_DIR) && env $(LNBITS_ENV) LNBITS_DATA_FOLDER=$(DATA)/test-browser \
+	@rm -rf $(DATA)/test-$(BROWSER_RUN) && mkdir -p $(DATA)/test-$(BROWSER_RUN)
+	cd $(RUN_DIR) && env $(LNBITS_ENV) LNBITS_DATA_FOLDER=$(DATA)/test-$(BROWSER_RUN) \
 		DAZNODE_CHROMIUM=$(CHROMIUM) DAZNODE_RUN_DIR=$(RUN_DIR) \
 		$(CURDIR)/$(BIN)/python -m pytest -c $(CURDIR)/pyproject.toml --rootdir $(CURDIR) \
-		$(CURDIR)/tests/browser -q
+		$(CURDIR)/tests/browser -q $(ARGS)
 
 bench: link
 	cd $(RUN_DIR) && env $(LNBITS_ENV) DAZNODE_RUN_DIR=$(RUN_DIR) $(CURDIR)/$(BIN)/python $(CURDIR)/bench/run.py

@@ -65,6 +65,7 @@ window.app = Vue.createApp({
       profileDialog: {show: false, text: '', error: '', saving: false},
       rulesDialog: {show: false, text: '[]', error: '', chargelnd: '', unsupported: [], saving: false},
       settingsDialog: {show: false, data: {}, error: '', saving: false},
+      premiumDialog: {show: false, wallet_id: null, prices: {}, model_base_url: '', model_name: '', model_api_key: '', model_key_set: false, error: '', saving: false},
       socket: null,
       pollTimer: null
     }
@@ -388,6 +389,31 @@ window.app = Vue.createApp({
         LNbits.utils.notifyApiError(err)
       } finally {
         this.running = false
+      }
+    },
+    async openPremium() {
+      try {
+        const {data} = await this.request('GET', '/premium/settings', null, true)
+        this.premiumDialog = {...data, wallet_id: data.wallet_id || null, model_api_key: '', show: true, error: '', saving: false}
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    async savePremium() {
+      const d = this.premiumDialog
+      d.saving = true
+      d.error = ''
+      const body = {wallet_id: d.wallet_id || '', prices: d.prices, model_base_url: d.model_base_url, model_name: d.model_name}
+      if (d.model_api_key) body.model_api_key = d.model_api_key
+      try {
+        await this.request('PUT', '/premium/settings', body, true)
+        d.show = false
+        await this.loadPremium()
+        Quasar.Notify.create({type: 'positive', message: 'Premium settings saved'})
+      } catch (err) {
+        d.error = this.errorText(err) // the dialog stays open with what was typed
+      } finally {
+        d.saving = false
       }
     },
     async openSettings() {

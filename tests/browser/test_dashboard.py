@@ -233,3 +233,23 @@ def test_rebalance_now_from_a_recommendation(page, server, admin):
     finally:
         httpx.put(f"{api}/settings", headers=h, json=settings, timeout=60)
         httpx.post(f"{api}/monitor/run", headers=h, timeout=60)
+
+
+def test_premium_dialog_validates_and_saves(page, server, admin):
+    page.get_by_test_id("open-premium").click()
+    dialog = page.get_by_test_id("premium-dialog")
+    expect(dialog).to_be_visible()
+    price = page.get_by_test_id("premium-price-report").locator("xpath=descendant-or-self::input")
+    price.first.fill("99999999")
+    page.get_by_test_id("save-premium").click()
+    expect(page.get_by_test_id("premium-error")).to_contain_text("prices.node_report")
+    expect(price.first).to_have_value("99999999")  # what was typed stays
+    price.first.fill("77")
+    page.get_by_test_id("save-premium").click()
+    expect(dialog).to_be_hidden()
+    saved = httpx.get(
+        f"{server.url}/daznode/api/v1/premium/settings",
+        headers=admin.key_headers(admin=True),
+        timeout=30,
+    ).json()
+    assert saved["prices"]["node_report"] == 77
