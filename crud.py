@@ -1448,8 +1448,9 @@ async def report_rows(node_pubkey: str, start: int, end: int) -> dict[str, list[
     async with transaction() as tx:
         out = {
             "channels": await tx.rows(
-                "SELECT * FROM daznode.channels WHERE first_seen < :end "
-                "AND (closed_at = 0 OR closed_at >= :end)",
+                # Open during the period; when Daznode first saw a channel says nothing of
+                # when it opened (it may have been installed later), so it is not a filter.
+                "SELECT * FROM daznode.channels WHERE closed_at = 0 OR closed_at >= :start",
                 span,
             ),
             "forwards": await tx.rows(

@@ -53,7 +53,7 @@ def _inputs(period: Period, rows: dict[str, list[dict]], failures_known: bool) -
                 int(r["capacity_sat"]),
                 int(r["local_msat"]),
                 int(r["remote_msat"]),
-                int(r["first_seen"]),
+                None,  # its opening time is not known (first_seen is when Daznode saw it)
             )
             for r in rows["channels"]
         ],

@@ -32,3 +32,12 @@ async def network(request: Request, user: Annotated[User, Depends(check_user_exi
         "daznode/network.html",
         {"user": user.json(), "daznode_is_admin": settings.is_admin_user(user.id)},
     )
+
+
+@daznode_generic_router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
+async def reports(request: Request, user: Annotated[User, Depends(check_user_exists)]):
+    return daznode_renderer().TemplateResponse(
+        request,
+        "daznode/reports.html",
+        {"user": user.json(), "daznode_is_admin": settings.is_admin_user(user.id)},
+    )
