@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -75,6 +76,26 @@ class _LndRefusedError(NodeRequestError):
 
 class _MalformedError(ValueError):
     """A response that does not have the shape LND documents."""
+
+
+@contextlib.contextmanager
+def _stream_errors(what: str, unknown: str) -> Iterator[None]:
+    """How a streamed call that may have changed the node fails: refused before sending is
+    retryable; anything after may have paid or closed already, so `unknown` says what to
+    check and it is never retried."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # never sent: nothing is under way
+        raise NodeUnavailable(f"LND {what} unreachable: {exc}") from exc
+    except httpx.TimeoutException as exc:
+        raise NodeUnavailable(f"LND {what} timed out: {unknown}", transient=False) from exc
+    except httpx.TransportError as exc:
+        raise NodeUnavailable(
+            f"LND {what} connection lost: {exc}; {unknown}", transient=False
+        ) from exc
+    except httpx.RequestError as exc:
+        raise NodeRequestError(f"unexpected response from LND: {what}: {exc}") from exc
 
 
 class LndRestSource:
@@ -314,7 +335,7 @@ class LndRestSource:
         # Pathfinding may take up to timeout_seconds before the first (and, with
         # no_inflight_updates, only) line arrives.
         timeout = httpx.Timeout(self._timeout, read=REBALANCE_TIMEOUT_S + self._timeout)
-        try:
+        with _stream_errors(what, unknown):
             async with self._client.stream("POST", path, json=body, timeout=timeout) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()
@@ -325,17 +346,6 @@ class LndRestSource:
                     update = _parse("sendpaymentv2", _payment_update, line, payment_hash)
                     if update["status"] in FINAL_PAYMENT_STATUSES:
                         return update
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # never sent: nothing is under way
-            raise NodeUnavailable(f"LND {what} unreachable: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise NodeUnavailable(f"LND {what} timed out: {unknown}", transient=False) from exc
-        except httpx.TransportError as exc:
-            raise NodeUnavailable(
-                f"LND {what} connection lost: {exc}; {unknown}", transient=False
-            ) from exc
-        except httpx.RequestError as exc:
-            raise NodeRequestError(f"unexpected response from LND: {what}: {exc}") from exc
         raise NodeRequestError(
             f"unexpected response from LND: {what} stream ended without a final status; {unknown}"
         )
@@ -369,24 +379,14 @@ class LndRestSource:
             )
 
         try:
-            # wait_for, not asyncio.timeout: Python 3.10 is supported
-            return await asyncio.wait_for(first_txid(), deadline)
+            with _stream_errors(what, unknown):
+                # wait_for, not asyncio.timeout: Python 3.10 is supported
+                return await asyncio.wait_for(first_txid(), deadline)
         except asyncio.TimeoutError as exc:  # the overall deadline (3.10: not TimeoutError)
             raise NodeUnavailable(
                 f"LND {what} gave no closing transaction within {deadline:g}s: {unknown}",
                 transient=False,
             ) from exc
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # never sent: nothing is under way
-            raise NodeUnavailable(f"LND {what} unreachable: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise NodeUnavailable(f"LND {what} timed out: {unknown}", transient=False) from exc
-        except httpx.TransportError as exc:
-            raise NodeUnavailable(
-                f"LND {what} connection lost: {exc}; {unknown}", transient=False
-            ) from exc
-        except httpx.RequestError as exc:
-            raise NodeRequestError(f"unexpected response from LND: {what}: {exc}") from exc
 
     async def _edge_policies(self, chan_id: int, ours: str) -> _PolicyPair:
         """(our policy, peer's policy) from LND's graph edge of the channel."""
