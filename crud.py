@@ -66,6 +66,13 @@ async def transaction() -> AsyncIterator[Tx]:
             raise
 
 
+def bound_list(prefix: str, values: Iterable[str]) -> tuple[str, dict[str, str]]:
+    """`:p0, :p1, ...` and their parameters, for an IN (...) list of bound values (never
+    values pasted into SQL)."""
+    params = {f"{prefix}{i}": v for i, v in enumerate(values)}
+    return ", ".join(f":{k}" for k in params), params
+
+
 # -- settings -----------------------------------------------------------------------------
 
 
@@ -215,8 +222,8 @@ async def store_channels_snapshot(channels: Iterable[Channel], now: int) -> int:
         )
         # A channel the node no longer lists has closed (by id: two snapshots may share a
         # second, so last_seen cannot tell).
-        listed = {f"c{i}": r["channel_id"] for i, r in enumerate(rows)}
-        keep = f"AND channel_id NOT IN ({', '.join(':' + k for k in listed)})" if listed else ""
+        names, listed = bound_list("c", (r["channel_id"] for r in rows))
+        keep = f"AND channel_id NOT IN ({names})" if listed else ""
         await tx.run(
             "UPDATE daznode.channels SET closed_at = :now "  # noqa: S608
             f"WHERE closed_at = 0 {keep}",
@@ -731,8 +738,7 @@ async def get_changes(status: str | None = None, limit: int = 500) -> list[dict]
 async def get_changes_by_id(ids: list[str]) -> list[dict]:
     if not ids:
         return []
-    names = {f"id{i}": v for i, v in enumerate(ids)}
-    placeholders = ", ".join(f":{k}" for k in names)
+    placeholders, names = bound_list("id", ids)
     rows = await db.fetchall(
         f"SELECT * FROM daznode.changes WHERE id IN ({placeholders})",  # noqa: S608
         names,
@@ -758,8 +764,8 @@ async def set_change_status(
 async def supersede_orphans(open_channel_ids: Sequence[str], now: int) -> int:
     """Pending proposals for channels that are no longer open (closed, or another node behind
     LNbits now) can never apply: they leave the queue."""
-    names = {f"c{i}": v for i, v in enumerate(open_channel_ids)}
-    keep = f"AND channel_id NOT IN ({', '.join(':' + k for k in names)})" if names else ""
+    placeholders, names = bound_list("c", open_channel_ids)
+    keep = f"AND channel_id NOT IN ({placeholders})" if names else ""
     result = await db.execute(
         "UPDATE daznode.changes SET status = 'superseded', decided_at = :now "  # noqa: S608
         f"WHERE status = 'pending' {keep}",
@@ -1259,9 +1265,9 @@ def _like_escape(text: str) -> str:
 async def get_node_scores(pubkeys: Sequence[str]) -> dict[str, dict]:
     if not pubkeys:
         return {}
-    names = {f"k{i}": v for i, v in enumerate(pubkeys)}
+    placeholders, names = bound_list("k", pubkeys)
     rows = await db.fetchall(
-        f"SELECT * FROM daznode.node_scores WHERE pubkey IN ({', '.join(':' + k for k in names)})",  # noqa: S608
+        f"SELECT * FROM daznode.node_scores WHERE pubkey IN ({placeholders})",  # noqa: S608
         names,
     )
     return {r["pubkey"]: dict(r) for r in rows}
