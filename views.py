@@ -16,28 +16,24 @@ def daznode_renderer():
     return template_renderer(["daznode/templates"])
 
 
-@daznode_generic_router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def index(request: Request, user: Annotated[User, Depends(check_user_exists)]):
+def _page(request: Request, user: User, template: str):
     return daznode_renderer().TemplateResponse(
         request,
-        "daznode/index.html",
+        f"daznode/{template}",
         {"user": user.json(), "daznode_is_admin": settings.is_admin_user(user.id)},
     )
+
+
+@daznode_generic_router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def index(request: Request, user: Annotated[User, Depends(check_user_exists)]):
+    return _page(request, user, "index.html")
 
 
 @daznode_generic_router.get("/network", response_class=HTMLResponse, include_in_schema=False)
 async def network(request: Request, user: Annotated[User, Depends(check_user_exists)]):
-    return daznode_renderer().TemplateResponse(
-        request,
-        "daznode/network.html",
-        {"user": user.json(), "daznode_is_admin": settings.is_admin_user(user.id)},
-    )
+    return _page(request, user, "network.html")
 
 
 @daznode_generic_router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
 async def reports(request: Request, user: Annotated[User, Depends(check_user_exists)]):
-    return daznode_renderer().TemplateResponse(
-        request,
-        "daznode/reports.html",
-        {"user": user.json(), "daznode_is_admin": settings.is_admin_user(user.id)},
-    )
+    return _page(request, user, "reports.html")

@@ -22,13 +22,9 @@ from .alerts import (
     validate_update,
 )
 from .crud import add_audit
-from .views_api import Admin, Caller
+from .views_api import Admin, _actor
 
 daznode_alerts_router = APIRouter(prefix="/api/v1/alerts", tags=["daznode"])
-
-
-def _actor(caller: Caller) -> str:
-    return f"admin {caller.user_id[:8]}"
 
 
 @daznode_alerts_router.get("", summary="Alert destinations (admins); secrets are masked")

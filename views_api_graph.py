@@ -16,7 +16,14 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
 from . import graph_service
-from .crud import add_audit, find_nodes, get_node_scores, load_stored_graph, node_scores_page
+from .crud import (
+    SCORE_COLUMNS,
+    add_audit,
+    find_nodes,
+    get_node_scores,
+    load_stored_graph,
+    node_scores_page,
+)
 from .engine.graph_io import GraphFormatError, parse_graph_bytes
 from .engine.node_source import NetworkGraph
 from .models import (
@@ -29,30 +36,14 @@ from .models import (
     RecommendationOut,
 )
 from .services import cached_backend
-from .views_api import Admin, Caller, Reader, api_channel_score
+from .views_api import Admin, Reader, _actor, api_channel_score
 
 daznode_graph_router = APIRouter(prefix="/api/v1", tags=["daznode"])
 
 PUBKEY = re.compile(r"^0[23][0-9a-f]{64}$")
 MAX_BATCH = 100
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
-SORTABLE = (
-    "composite",
-    "centrality",
-    "closeness",
-    "connectivity",
-    "capacity",
-    "fees",
-    "reliability",
-    "betweenness",
-    "eigenvector",
-    "channels",
-    "capacity_sat",
-)
-
-
-def _actor(caller: Caller) -> str:
-    return f"admin {caller.user_id[:8]}"
+SORTABLE = SCORE_COLUMNS
 
 
 def _pubkey(node_id: str) -> str:

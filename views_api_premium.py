@@ -17,12 +17,12 @@ from pydantic import BaseModel, Extra, Field
 from . import premium
 from .crud import add_audit, get_purchase, get_purchase_by_hash, user_purchases
 from .engine.node_source import normalize_channel_id
-from .views_api import Admin, Caller, Reader
+from .views_api import Admin, Caller, Reader, _actor
+from .views_api_graph import PUBKEY
 
 daznode_premium_router = APIRouter(prefix="/api/v1/premium", tags=["daznode"])
 
 HASH = re.compile(r"^[0-9a-f]{64}$")
-PUBKEY = re.compile(r"^0[23][0-9a-f]{64}$")
 
 
 class PurchaseIn(BaseModel):
@@ -89,9 +89,7 @@ async def api_put_premium_settings(caller: Admin, body: Annotated[Any, Body()] =
     except premium.PremiumError as exc:
         raise HTTPException(HTTPStatus.BAD_REQUEST, str(exc)) from None
     changed = sorted(k if k != "model_api_key" else "model_api_key (set)" for k in body)
-    await add_audit(
-        int(time.time()), f"admin {caller.user_id[:8]}", "premium settings", "", ", ".join(changed)
-    )
+    await add_audit(int(time.time()), _actor(caller), "premium settings", "", ", ".join(changed))
     return saved.public()
 
 
