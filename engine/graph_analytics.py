@@ -854,28 +854,7 @@ class _Clock:
         self.mark = now
 
 
-# -- paths and neighbourhoods ---------------------------------------------------------------
-
-
-def shortest_path(g: SimpleGraph, source: str, target: str) -> list[str] | None:
-    """A fewest-hops path (pubkeys, both ends included), or None when unreachable."""
-    s, t = g.node_id(source), g.node_id(target)
-    parent = {s: s}
-    frontier = [s]
-    while frontier and t not in parent:
-        nxt = []
-        for v in frontier:
-            for w in g.adjacency[v]:
-                if w not in parent:
-                    parent[w] = v
-                    nxt.append(w)
-        frontier = nxt
-    if t not in parent:
-        return None
-    path = [t]
-    while path[-1] != s:
-        path.append(parent[path[-1]])
-    return [g.pubkeys[v] for v in reversed(path)]
+# -- fee-weighted paths (what senders' pathfinding weighs) ----------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -947,59 +926,3 @@ def cheapest_path(
         channels=list(reversed(channels)),
         fee_msat=best[t][0],
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Neighbourhood:
-    center: str
-    nodes: list[dict[str, Any]]  # pubkey, alias, hops, peers, capacity_sat
-    edges: list[dict[str, Any]]  # source, target, capacity_sat, channels
-    truncated: bool  # the caps left nodes or edges out
-
-
-def neighbourhood(
-    g: SimpleGraph, pubkey: str, *, hops: int = 2, max_nodes: int = 150, max_edges: int = 600
-) -> Neighbourhood:
-    """Nodes within `hops` of a node and the channels among them, for drawing. Over the caps,
-    the nearest nodes are kept first and, within a ring, those with the most capacity."""
-    center = g.node_id(pubkey)
-    dist = {center: 0}
-    ring = [center]
-    truncated = False
-    for d in range(1, hops + 1):
-        fresh = {w for v in ring for w in g.adjacency[v] if w not in dist}
-        ordered = sorted(fresh, key=lambda w: (-g.node_capacity_sat[w], g.pubkeys[w]))
-        room = max_nodes - len(dist)
-        if len(ordered) > room:
-            ordered, truncated = ordered[: max(room, 0)], True
-        for w in ordered:
-            dist[w] = d
-        ring = ordered
-        if not ring:
-            break
-    pairs = sorted(
-        ((i, j) for i in dist for j in g.adjacency[i] if i < j and j in dist),
-        key=lambda p: -g.pair_capacity_sat[p],
-    )
-    if len(pairs) > max_edges:
-        pairs, truncated = pairs[:max_edges], True
-    nodes = [
-        {
-            "pubkey": g.pubkeys[v],
-            "alias": g.aliases[v],
-            "hops": d,
-            "peers": len(g.adjacency[v]),
-            "capacity_sat": g.node_capacity_sat[v],
-        }
-        for v, d in sorted(dist.items(), key=lambda item: (item[1], item[0]))
-    ]
-    edges = [
-        {
-            "source": g.pubkeys[i],
-            "target": g.pubkeys[j],
-            "capacity_sat": g.pair_capacity_sat[(i, j)],
-            "channels": g.pair_channels[(i, j)],
-        }
-        for i, j in pairs
-    ]
-    return Neighbourhood(g.pubkeys[center], nodes, edges, truncated)

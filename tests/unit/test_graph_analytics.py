@@ -8,7 +8,6 @@ normalisations. "igraph missing" is simulated by hiding the module.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import math
 import subprocess
@@ -26,7 +25,6 @@ from engine.graph_analytics import (
     PURE,
     AnalyticsError,
     SimpleGraph,
-    UnknownNode,
     analyze,
     available_backend,
     betweenness_centrality,
@@ -38,10 +36,8 @@ from engine.graph_analytics import (
     graph_from_compact,
     graph_stats,
     largest_component_diameter,
-    neighbourhood,
     node_closeness,
     resolve_backend,
-    shortest_path,
     to_networkx,
 )
 from engine.graph_io import load_graph
@@ -288,22 +284,6 @@ def test_diameter_by_bounding() -> None:
 # -- paths and neighbourhoods ---------------------------------------------------------------
 
 
-def test_shortest_path() -> None:
-    graph = nx.gnm_random_graph(40, 60, seed=5)
-    g = build_graph(network(list(graph.edges), nodes=40))
-    reference = to_networkx(g)
-    for a, b in [(0, 39), (3, 17), (12, 12), (25, 8)]:
-        path = shortest_path(g, pk(a), pk(b))
-        if not nx.has_path(reference, pk(a), pk(b)):
-            assert path is None
-            continue
-        assert path is not None and path[0] == pk(a) and path[-1] == pk(b)
-        assert len(path) - 1 == nx.shortest_path_length(reference, pk(a), pk(b))
-        assert all(reference.has_edge(x, y) for x, y in itertools.pairwise(path))
-    with pytest.raises(UnknownNode):
-        shortest_path(g, pk(0), pk(999))
-
-
 def fee_graph() -> NetworkGraph:
     """0 -> 1 -> 3 is short but expensive; 0 -> 2 -> 4 -> 3 is cheap; 1 -> 5 is disabled."""
     edges = [
@@ -345,35 +325,6 @@ def test_cheapest_path_matches_dijkstra() -> None:
     compact = graph_from_compact([[pk(0), ""]], [[pk(0), pk(1), 5]])
     with pytest.raises(AnalyticsError, match="policies"):
         cheapest_path(compact, pk(0), pk(1))
-
-
-def test_neighbourhood_matches_ego_graph() -> None:
-    graph = nx.gnm_random_graph(50, 90, seed=11)
-    g = build_graph(network(list(graph.edges), nodes=50))
-    reference = to_networkx(g)
-    for hops in (0, 1, 2):
-        hood = neighbourhood(g, pk(7), hops=hops, max_nodes=1000)
-        ego = nx.ego_graph(reference, pk(7), radius=hops)
-        assert {n["pubkey"] for n in hood.nodes} == set(ego.nodes)
-        assert {frozenset((e["source"], e["target"])) for e in hood.edges} == {
-            frozenset(e) for e in ego.edges
-        }
-        assert not hood.truncated
-        lengths = nx.single_source_shortest_path_length(reference, pk(7))
-        assert all(n["hops"] == lengths[n["pubkey"]] for n in hood.nodes)
-    capped = neighbourhood(g, pk(7), hops=3, max_nodes=8, max_edges=5)
-    assert capped.truncated and len(capped.nodes) == 8 and len(capped.edges) <= 5
-    assert capped.nodes[0] == {
-        "pubkey": pk(7),
-        "alias": "node7",
-        "hops": 0,
-        "peers": reference.degree(pk(7)),
-        "capacity_sat": reference.degree(pk(7)) * 1_000_000,
-    }
-    assert {n["hops"] for n in capped.nodes[1:]} <= {1, 2}
-
-
-# -- backends ----------------------------------------------------------------------------
 
 
 def test_backend_names() -> None:
@@ -442,8 +393,6 @@ def test_mainnet_graph_and_stats() -> None:
     assert (stats.diameter, stats.diameter_method) == (14, "exact")
     assert stats.path_method == "sampled, k=200"
     assert stats.average_shortest_path == pytest.approx(4.166, rel=0.03)
-    hood = neighbourhood(g, "03864ef025fde8fb587d989186ce6a4a186895ee44a926bfc370e2c366597a3f8f")
-    assert hood.truncated and len(hood.nodes) == 150  # ACINQ has far more peers
 
 
 # -- the worker -----------------------------------------------------------------------------
