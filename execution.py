@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
 
 from . import crud
 from .alerts import send_alert
-from .engine.changes import PolicyChange
-from .engine.decide import Decision, Recommendation
+from .engine.changes import PolicyChange, proposed_policy
+from .engine.decide import Recommendation
 from .engine.execute import BatchResult, RetryPolicy, apply_batch, reconcile, rollback_changes
 from .engine.impact import (
     ChannelFlow,
@@ -39,7 +39,6 @@ from .engine.validate import (
 )
 
 MODES = ("observe", "approve", "auto")
-FEE_DECISIONS = (Decision.INCREASE_FEES, Decision.DECREASE_FEES)
 DAY = 86400
 
 
@@ -110,22 +109,6 @@ async def load_execution_settings() -> ExecutionSettings:
     except ValidationConfigError as exc:
         logger.warning(f"daznode: stored execution settings unusable ({exc}); observing only")
         return ExecutionSettings(mode="observe")
-
-
-def proposed_policy(rec: Recommendation, before: RoutingPolicy) -> RoutingPolicy | None:
-    """The whole policy the recommendation asks for; htlc_max and the inbound fee ride along
-    with a fee change only, so they never cost a gossip update of their own."""
-    s = rec.suggested
-    if rec.decision not in FEE_DECISIONS or s.fee_ppm is None:
-        return None
-    after = replace(before, fee_rate_ppm=s.fee_ppm)
-    if s.base_fee_msat is not None:
-        after = replace(after, base_fee_msat=s.base_fee_msat)
-    if s.inbound_fee_ppm is not None and before.inbound_fee_rate_ppm is not None:
-        after = replace(after, inbound_fee_rate_ppm=s.inbound_fee_ppm)
-    if s.htlc_max_msat is not None and s.htlc_max_msat >= before.htlc_min_msat:
-        after = replace(after, htlc_max_msat=s.htlc_max_msat)
-    return after if after != before else None
 
 
 def _row(

@@ -3,8 +3,9 @@ the whole policy wanted after, so a change can be verified, replayed and undone 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .decide import Decision, Recommendation
 from .node_source import PolicyUpdate, RoutingPolicy
 
 # The fields a change may touch; `disabled` is the node's business, not ours.
@@ -52,3 +53,22 @@ def policy_matches(actual: RoutingPolicy, wanted: RoutingPolicy, names: list[str
         if got != want and not (got is None and not want):
             return False
     return True
+
+
+FEE_DECISIONS = (Decision.INCREASE_FEES, Decision.DECREASE_FEES)
+
+
+def proposed_policy(rec: Recommendation, before: RoutingPolicy) -> RoutingPolicy | None:
+    """The whole policy the recommendation asks for; htlc_max and the inbound fee ride along
+    with a fee change only, so they never cost a gossip update of their own."""
+    s = rec.suggested
+    if rec.decision not in FEE_DECISIONS or s.fee_ppm is None:
+        return None
+    after = replace(before, fee_rate_ppm=s.fee_ppm)
+    if s.base_fee_msat is not None:
+        after = replace(after, base_fee_msat=s.base_fee_msat)
+    if s.inbound_fee_ppm is not None and before.inbound_fee_rate_ppm is not None:
+        after = replace(after, inbound_fee_rate_ppm=s.inbound_fee_ppm)
+    if s.htlc_max_msat is not None and s.htlc_max_msat >= before.htlc_min_msat:
+        after = replace(after, htlc_max_msat=s.htlc_max_msat)
+    return after if after != before else None

@@ -1,0 +1,791 @@
+"""The what-if simulator: payments flow through a real channel graph with our node in it,
+and fee policies are compared on exactly the same demand.
+
+A run has three steps:
+1. `prepare(graph, scenario)` places our node with its channels in the graph, samples the
+   senders (weighted by channel count, like the receivers), searches the routes senders see
+   (engine/route_tables.py) and draws the payments of the whole horizon: Poisson arrivals,
+   log-normal sizes, sender and receiver per payment. Payments our node can never carry are
+   dropped here: they cannot change anything we measure.
+2. A warm-up period runs at the channels' starting fees, so every policy starts from the
+   same history.
+3. `run_policy(world, factory)` replays the horizon for one policy: each payment tries its
+   candidate routes cheapest first (routes around us and routes through a pair of our
+   channels); a hop through us fails when our channel lacks the balance, a remote hop fails
+   with the probability that a uniform balance does not cover the amount; the sender then
+   tries the next route. Balances move with every forward, policies are called at their
+   interval and their rebalances are paid as circular payments along the cheapest route.
+
+Randomness comes from the seed only, and whether a remote hop succeeds is a hash of the
+payment and the route, so two policies that send a payment the same way see the same
+outcome (common random numbers: differences come from the policies, not from luck).
+Assumptions: docs/SIMULATION.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import heapq
+import math
+import random
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from .graph_summary import summarize
+from .metrics import WINDOWS, ChannelMetrics, FlowWindow, NetworkContext
+from .node_source import GraphEdge, NetworkGraph, RoutingPolicy
+from .route_tables import (
+    CLASS_AMOUNTS_MSAT,
+    UNREACHABLE,
+    ClassGraph,
+    RouteTree,
+    alternatives,
+    amount_class,
+    build_class_graph,
+    hop_penalty_msat,
+    route_tree,
+    success_probability,
+)
+from .sim_policy import PolicyActions, PolicyFactory, RebalanceOrder
+
+HOUR = 3600
+DAY = 86400
+START_EPOCH = 1_767_225_600  # 2026-01-01 UTC: simulated time, fixed for reproducibility
+MAX_ATTEMPTS = 10  # routes a sender tries before giving up (LND's default timeout allows more)
+ROUTES_PER_SIDE = 4  # cheapest ways into us and out of us combined into candidate routes
+ALTERNATIVES = 3  # routes around us, differing in their last hop
+FEE_LIMIT_PPM = 5_000  # Core Lightning's pay: maxfeepercent 0.5 %
+FEE_LIMIT_EXEMPT_MSAT = 5_000  # ... and exemptfee 5 sat
+REBALANCE_TRIES = 3  # a failed circular payment is retried at half the amount
+
+Progress = Callable[[float, str], None]
+
+
+def _quiet(_fraction: float, _phase: str) -> None:
+    return None
+
+
+# -- what is simulated -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SimChannel:
+    channel_id: str
+    peer_id: str
+    capacity_sat: int
+    local_msat: int
+    policy: RoutingPolicy  # ours, towards the peer
+    peer_policy: RoutingPolicy | None  # the peer's towards us (None: it forwards nothing to us)
+    age_days: float = 365.0
+    peer_alias: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """Payments across the network that could pass through us, per simulated day."""
+
+    payments_per_day: int = 20_000
+    median_amount_sat: int = 20_000
+    amount_spread: float = 1.5  # standard deviation of ln(amount)
+    max_amount_sat: int = 2_000_000
+    senders: int = 150  # distinct sending nodes sampled (each costs a route search)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    our_pubkey: str
+    channels: tuple[SimChannel, ...]
+    demand: Demand = Demand()
+    days: int = 30
+    warmup_days: int = 7
+    seed: int = 1
+
+
+class SimulationError(ValueError):
+    """The scenario cannot be simulated (no channels, unknown peers, nothing routable)."""
+
+
+# -- the prepared world (shared by every policy) ------------------------------------------
+
+
+@dataclass(slots=True)
+class InRoute:
+    """How a sender reaches us through one of our channels: to the peer, then its hop."""
+
+    cost: float
+    fee: float
+    prob: float  # of the remote hops before the peer's hop to us
+    channel: int
+
+
+@dataclass(slots=True)
+class World:
+    scenario: Scenario
+    net: NetworkContext
+    channels: list[SimChannel]
+    peer_node: list[int]  # per channel, the peer's node index
+    classes: list[ClassGraph]
+    sender_trees: list[list[RouteTree]]  # [sender][class]
+    peer_trees: dict[int, list[RouteTree]]  # peer node -> [class]
+    in_routes: list[list[list[InRoute]]]  # [sender][class], cheapest first
+    min_out_cost: list[list[float]]  # [class][node]: cheapest onward route from any peer
+    # [class][channel]: the peer's route costs, fees, probabilities, and our hop's penalty
+    onward: list[list[tuple[array, array, array, float]]]
+    payments: list[tuple[int, int, int, int, int]]  # (second, sender, receiver, msat, class)
+    warmup_payments: int  # the first ones fall in the warm-up
+    start: Ledger | None = None  # state after the warm-up, copied for every policy
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def _unit(*key: int) -> float:
+    """A uniform number in [0, 1) from integers: the same key, the same number, in every
+    process (hashes of ints are not randomised)."""
+    h = hash(key) * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF
+    h ^= h >> 29
+    h = h * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+    h ^= h >> 32
+    return (h >> 11) / 2**53
+
+
+def _weighted_sample(rng: random.Random, items: list[int], weights: list[int], k: int) -> list[int]:
+    """k distinct items, each drawn with probability proportional to its weight."""
+    keyed = sorted(items, key=lambda i: rng.random() ** (1.0 / weights[i]), reverse=True)
+    return keyed[:k]
+
+
+def _index_graph(
+    graph: NetworkGraph, our: str
+) -> tuple[dict[str, int], list[tuple[int, int, GraphEdge]]]:
+    index: dict[str, int] = {our: 0}
+    for node in graph.nodes:
+        index.setdefault(node.pubkey, len(index))
+    edges = []
+    for e in graph.edges:
+        a = index.setdefault(e.node1, len(index))
+        b = index.setdefault(e.node2, len(index))
+        edges.append((a, b, e))
+    return index, edges
+
+
+def _in_route(
+    tree: RouteTree, sender: int, ch: SimChannel, peer: int, amount: int, i: int
+) -> InRoute | None:
+    """The sender's way to us over channel i: its route to the peer plus the peer's hop."""
+    if ch.peer_policy is None or ch.peer_policy.disabled:
+        return None
+    capacity = ch.capacity_sat * 1000
+    if (
+        not (ch.peer_policy.htlc_min_msat <= amount <= ch.peer_policy.htlc_max_msat)
+        or amount >= capacity
+    ):
+        return None
+    if peer == sender:  # the sender's own channel to us: no fee, known balance
+        return InRoute(hop_penalty_msat(amount, 1.0), 0.0, 1.0, i)
+    cost, fee, prob = tree.reach(peer)
+    if cost == UNREACHABLE:
+        return None
+    hop_fee = ch.peer_policy.fee_msat(amount)
+    hop_cost = hop_fee + hop_penalty_msat(amount, success_probability(amount, capacity))
+    return InRoute(cost + hop_cost, fee + hop_fee, prob, i)
+
+
+def _draw_payments(
+    rng: random.Random,
+    scenario: Scenario,
+    senders: list[int],
+    sender_weights: list[int],
+    receivers: list[int],
+    receiver_weights: list[int],
+) -> list[tuple[int, int, int, int, int]]:
+    d = scenario.demand
+    total_days = scenario.warmup_days + scenario.days
+    s_cum = _cumulative(sender_weights)
+    r_cum = _cumulative(receiver_weights)
+    mu = math.log(d.median_amount_sat * 1000)
+    cap = d.max_amount_sat * 1000
+    payments = []
+    for day in range(total_days):
+        count = _poisson(rng, d.payments_per_day)
+        times = sorted(rng.randrange(DAY) for _ in range(count))
+        for t in times:
+            k = bisect.bisect_right(s_cum, rng.random() * s_cum[-1])
+            r = receivers[bisect.bisect_right(r_cum, rng.random() * r_cum[-1])]
+            if r == senders[k]:
+                continue
+            amount = int(min(cap, max(1_000, rng.lognormvariate(mu, d.amount_spread))))
+            payments.append((day * DAY + t, k, r, amount, amount_class(amount)))
+    return payments
+
+
+def _cumulative(weights: list[int]) -> list[float]:
+    out, acc = [], 0.0
+    for w in weights:
+        acc += w
+        out.append(acc)
+    return out
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    if mean > 50:  # normal approximation: exact enough, and O(1)
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, k, p = math.exp(-mean), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+def _tree_arrays(tree: RouteTree) -> tuple[array, array, array]:
+    return tree.cost, tree.fee, tree.prob
+
+
+def _our_hop_penalty(ch: SimChannel, amount: int) -> float:
+    """What senders add for our hop over this channel (UNREACHABLE: the amount cannot fit)."""
+    capacity = ch.capacity_sat * 1000
+    if amount >= capacity:
+        return UNREACHABLE
+    return hop_penalty_msat(amount, success_probability(amount, capacity))
+
+
+def prepare(graph: NetworkGraph, scenario: Scenario, progress: Progress = _quiet) -> World:
+    """Everything the policies share: routes, payments, and the state after the warm-up."""
+    if not scenario.channels:
+        raise SimulationError("the node has no channels to simulate")
+    rng = random.Random(scenario.seed)
+    index, edges = _index_graph(graph, scenario.our_pubkey)
+    n = len(index)
+    peer_node = []
+    for ch in scenario.channels:
+        if ch.peer_id not in index:
+            raise SimulationError(
+                f"peer {ch.peer_id} of channel {ch.channel_id} is not in the graph"
+            )
+        peer_node.append(index[ch.peer_id])
+    progress(0.02, "building the graph")
+    classes = [build_class_graph(n, edges, amount, skip=0) for amount in CLASS_AMOUNTS_MSAT]
+    base = classes[0]
+    degree = [len(base.out[v]) + len(base.into[v]) for v in range(n)]
+    candidates = [v for v in range(1, n) if base.out[v]]
+    if not candidates:
+        raise SimulationError("the graph has no enabled channels")
+    senders = _weighted_sample(rng, candidates, degree, scenario.demand.senders)
+    receivers = [v for v in range(1, n) if base.into[v]]
+    peers = sorted(set(peer_node))
+    searches = len(senders) + len(peers)
+    done = 0
+
+    def searched() -> None:
+        nonlocal done
+        done += 1
+        progress(0.05 + 0.75 * done / (searches * len(classes)), "searching routes")
+
+    sender_trees = []
+    for s in senders:
+        trees = []
+        for g in classes:
+            trees.append(route_tree(g, s, origin_is_sender=True))
+            searched()
+        sender_trees.append(trees)
+    peer_trees: dict[int, list[RouteTree]] = {}
+    for p in peers:
+        trees = []
+        for g in classes:
+            trees.append(route_tree(g, p, origin_is_sender=False))
+            searched()
+        peer_trees[p] = trees
+    in_routes = []
+    for k, s in enumerate(senders):
+        per_class = []
+        for c, amount in enumerate(CLASS_AMOUNTS_MSAT):
+            routes = [
+                r
+                for i, ch in enumerate(scenario.channels)
+                if (r := _in_route(sender_trees[k][c], s, ch, peer_node[i], amount, i)) is not None
+            ]
+            routes.sort(key=lambda r: r.cost)
+            per_class.append(routes)
+        in_routes.append(per_class)
+    min_out = []
+    for c in range(len(classes)):
+        best = [UNREACHABLE] * n
+        for p in peers:
+            cost = peer_trees[p][c].cost
+            best = [b if b <= x else x for b, x in zip(best, cost, strict=True)]
+        min_out.append(best)
+    onward = [
+        [
+            (*_tree_arrays(peer_trees[peer_node[j]][c]), _our_hop_penalty(ch, amount))
+            for j, ch in enumerate(scenario.channels)
+        ]
+        for c, amount in enumerate(CLASS_AMOUNTS_MSAT)
+    ]
+    progress(0.82, "drawing payments")
+    drawn = _draw_payments(
+        rng,
+        scenario,
+        senders,
+        [degree[s] for s in senders],
+        receivers,
+        [degree[r] for r in receivers],
+    )
+    payments = [p for p in drawn if in_routes[p[1]][p[4]] and min_out[p[4]][p[2]] < UNREACHABLE]
+    warmup_end = scenario.warmup_days * DAY
+    world = World(
+        scenario=scenario,
+        net=replace(summarize(graph, scenario.our_pubkey), our_channels=len(scenario.channels)),
+        channels=list(scenario.channels),
+        peer_node=peer_node,
+        classes=classes,
+        sender_trees=sender_trees,
+        peer_trees=peer_trees,
+        in_routes=in_routes,
+        min_out_cost=min_out,
+        onward=onward,
+        payments=payments,
+        warmup_payments=bisect.bisect_left(payments, (warmup_end,)),
+        stats={
+            "nodes": n,
+            "senders": len(senders),
+            "peers": len(peers),
+            "payments_drawn": len(drawn),
+            "payments_kept": len(payments),
+        },
+    )
+    progress(0.85, "warming up")
+    ledger = Ledger.opening(world)
+    Replay(world, ledger, policy=None).run(0, world.warmup_payments, warmup_end)
+    world.start = ledger
+    progress(0.9, "ready")
+    return world
+
+
+# -- the state of one run -----------------------------------------------------------------
+
+COUNTERS = ("fwd_out", "fwd_in", "vol_out", "vol_in", "fees", "failed_out", "assisted")
+C_FWD_OUT, C_FWD_IN, C_VOL_OUT, C_VOL_IN, C_FEES, C_FAILED, C_ASSISTED = range(len(COUNTERS))
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Our channels as one policy sees them during a run."""
+
+    local: list[int]
+    remote: list[int]
+    policy: list[RoutingPolicy]
+    counters: list[list[int]]  # [counter][channel], cumulative since the start
+    hourly: list[tuple[tuple[int, ...], ...]]  # counters at the start of each hour
+    hourly_local: list[tuple[int, ...]]
+    updates: list[list[int]]  # per channel, times of our policy updates
+    offered: int = 0  # HTLCs that reached us
+    forwarded: int = 0
+    fees_msat: int = 0
+    volume_msat: int = 0
+    rebalance_cost_msat: int = 0
+    rebalanced_msat: int = 0
+    rebalances: int = 0
+    rebalance_failures: int = 0
+    policy_updates: int = 0
+    daily: list[dict[str, int]] = field(default_factory=list)
+
+    @classmethod
+    def opening(cls, world: World) -> Ledger:
+        k = len(world.channels)
+        ledger = cls(
+            local=[c.local_msat for c in world.channels],
+            remote=[c.capacity_sat * 1000 - c.local_msat for c in world.channels],
+            policy=[c.policy for c in world.channels],
+            counters=[[0] * k for _ in COUNTERS],
+            hourly=[],
+            hourly_local=[],
+            updates=[[] for _ in range(k)],
+        )
+        ledger.snapshot_hour()  # hour 0
+        return ledger
+
+    def snapshot_hour(self) -> None:
+        self.hourly.append(tuple(tuple(c) for c in self.counters))
+        self.hourly_local.append(tuple(self.local))
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "fees_msat": self.fees_msat,
+            "rebalance_cost_msat": self.rebalance_cost_msat,
+            "volume_msat": self.volume_msat,
+            "forwarded": self.forwarded,
+            "offered": self.offered,
+            "policy_updates": self.policy_updates,
+            "rebalances": self.rebalances,
+        }
+
+
+class Replay:
+    """Replays payments against a ledger, calling the policy at its interval."""
+
+    def __init__(self, world: World, ledger: Ledger, policy) -> None:
+        self.w = world
+        self.led = ledger
+        self.policy = policy
+        self.seed = world.scenario.seed
+        self.interval_hours = max(1, round(policy.interval_seconds / HOUR)) if policy else 0
+        self.fee_at_class: list[list[int]] = []
+        self._refresh_fees()
+
+    def _refresh_fees(self) -> None:
+        """Our fee at each size class's amount, as senders rank routes (after every update)."""
+        self.fee_at_class = [[p.fee_msat(a) for p in self.led.policy] for a in CLASS_AMOUNTS_MSAT]
+
+    # -- the clock --
+
+    def run(self, first: int, last: int, end_second: int, progress: Progress = _quiet) -> None:
+        """Payments first..last-1, then the clock on to `end_second` (a day boundary)."""
+        hour = start_hour = len(self.led.hourly) - 1
+        total_hours = max(1, end_second // HOUR - start_hour)
+        payments = self.w.payments
+        for i in range(first, last):
+            second = payments[i][0]
+            while (hour + 1) * HOUR <= second:
+                hour += 1
+                self._new_hour(hour)
+                progress((hour - start_hour) / total_hours, "")
+            self._route(i, payments[i])
+        while (hour + 1) * HOUR <= end_second:
+            hour += 1
+            self._new_hour(hour)
+
+    def _new_hour(self, hour: int) -> None:
+        led = self.led
+        led.snapshot_hour()
+        if hour % 24 == 0:
+            led.daily.append({"day": hour // 24, **led.totals(), "local_msat": sum(led.local)})
+        if self.policy is not None and hour % self.interval_hours == 0:
+            now = START_EPOCH + hour * HOUR
+            self._apply(self.policy.decide(self.metrics(hour), self._net(hour), now))
+
+    def _net(self, hour: int) -> NetworkContext:
+        return replace(self.w.net, now=START_EPOCH + hour * HOUR)
+
+    # -- what the policy sees --
+
+    def metrics(self, hour: int) -> list[ChannelMetrics]:
+        led, w = self.led, self.w
+        now = led.hourly[hour]
+        out = []
+        for i, ch in enumerate(w.channels):
+            windows = {}
+            for days in WINDOWS:
+                past = led.hourly[max(0, hour - 24 * days)]
+                d = [now[c][i] - past[c][i] for c in range(len(COUNTERS))]
+                windows[days] = FlowWindow(
+                    days,
+                    forwards_out=d[C_FWD_OUT],
+                    forwards_in=d[C_FWD_IN],
+                    volume_out_msat=d[C_VOL_OUT],
+                    volume_in_msat=d[C_VOL_IN],
+                    fees_msat=d[C_FEES],
+                    failed_out=d[C_FAILED],
+                    assisted_fees_msat=d[C_ASSISTED],
+                )
+            week_ago = led.hourly_local[max(0, hour - 24 * 7)][i]
+            span_days = min(7.0, hour / 24) or 1.0
+            out.append(
+                ChannelMetrics(
+                    channel_id=ch.channel_id,
+                    peer_id=ch.peer_id,
+                    peer_alias=ch.peer_alias,
+                    capacity_sat=ch.capacity_sat,
+                    local_msat=led.local[i],
+                    remote_msat=led.remote[i],
+                    active=True,
+                    age_days=ch.age_days + hour / 24,
+                    local_policy=led.policy[i],
+                    remote_policy=ch.peer_policy,
+                    windows=windows,
+                    uptime_ratio=1.0,
+                    disconnects_7d=0,
+                    policy_changes_30d=sum(1 for t in led.updates[i] if t > (hour - 720) * HOUR),
+                    balance_trend_msat_per_day=(led.local[i] - week_ago) / span_days,
+                )
+            )
+        return out
+
+    # -- what the policy does --
+
+    def _apply(self, actions: PolicyActions) -> None:
+        led = self.led
+        hour = len(led.hourly) - 1
+        position = {ch.channel_id: i for i, ch in enumerate(self.w.channels)}
+        for cid, setting in actions.fees.items():
+            i = position.get(cid)
+            if i is None:
+                continue
+            old = led.policy[i]
+            new = replace(
+                old,
+                fee_rate_ppm=max(0, int(setting.fee_ppm)),
+                base_fee_msat=old.base_fee_msat
+                if setting.base_fee_msat is None
+                else max(0, int(setting.base_fee_msat)),
+                htlc_max_msat=old.htlc_max_msat
+                if setting.htlc_max_msat is None
+                else int(setting.htlc_max_msat),
+            )
+            if new != old:
+                led.policy[i] = new
+                led.policy_updates += 1
+                led.updates[i].append(hour * HOUR)
+        self._refresh_fees()
+        for order in actions.rebalances:
+            self._rebalance(order, position, hour)
+
+    def _rebalance(self, order: RebalanceOrder, position: dict[str, int], hour: int) -> None:
+        """A circular payment: out over the source channel, through the network from its peer
+        to the target's peer, back in over the target channel."""
+        led, w = self.led, self.w
+        src, dst = position.get(order.source_channel_id), position.get(order.target_channel_id)
+        if src is None or dst is None or src == dst or order.amount_msat <= 0:
+            return
+        ch_dst = w.channels[dst]
+        amount = order.amount_msat
+        for attempt in range(REBALANCE_TRIES):
+            c = amount_class(amount)
+            scale = amount / CLASS_AMOUNTS_MSAT[c]
+            tree = w.peer_trees[w.peer_node[src]][c]
+            cost, fee, prob = tree.reach(w.peer_node[dst])
+            last = ch_dst.peer_policy
+            if cost == UNREACHABLE or last is None or last.disabled or amount > last.htlc_max_msat:
+                break
+            if w.peer_node[src] == w.peer_node[dst]:
+                break
+            total_fee = int(fee * scale) + last.fee_msat(amount)
+            if total_fee * 1_000_000 > order.max_fee_ppm * amount:
+                break  # no route within the budget: nothing is paid
+            if led.local[src] < amount + total_fee or led.remote[dst] < amount:
+                amount //= 2
+                continue
+            if _unit(self.seed, 7, hour, src, dst, attempt) >= prob:
+                amount //= 2
+                continue
+            led.local[src] -= amount + total_fee
+            led.remote[src] += amount + total_fee
+            led.local[dst] += amount
+            led.remote[dst] -= amount
+            led.rebalance_cost_msat += total_fee
+            led.rebalanced_msat += amount
+            led.rebalances += 1
+            return
+        led.rebalance_failures += 1
+
+    # -- one payment --
+
+    def _route(self, index: int, payment: tuple[int, int, int, int, int]) -> None:
+        _second, k, target, amount, c = payment
+        w = self.w
+        tree = w.sender_trees[k][c]
+        alt_cost = tree.cost[target]
+        lower_bound = w.in_routes[k][c][0].cost + w.min_out_cost[c][target]
+        tried_alt = False
+        if alt_cost <= lower_bound:
+            # Nothing through us can beat the cheapest route around us: try it first.
+            if _unit(self.seed, index, 0) < tree.prob[target]:
+                return
+            tried_alt = True
+        self._route_with_candidates(index, k, target, amount, c, tree, tried_alt)
+
+    def _out_routes(
+        self, target: int, amount: int, c: int
+    ) -> list[tuple[float, float, float, int]]:
+        """The cheapest ways on from us to the target, one per usable channel of ours."""
+        led = self.led
+        out = []
+        fees = self.fee_at_class[c]
+        for j, (cost, fee, prob, hop) in enumerate(self.w.onward[c]):
+            rest = cost[target]
+            if rest == UNREACHABLE or hop == UNREACHABLE:
+                continue
+            pol = led.policy[j]
+            if pol.disabled or amount > pol.htlc_max_msat or amount < pol.htlc_min_msat:
+                continue
+            out.append((rest + fees[j] + hop, fee[target] + fees[j], prob[target], j))
+        return heapq.nsmallest(ROUTES_PER_SIDE * 2, out)
+
+    def _route_with_candidates(
+        self, index: int, k: int, target: int, amount: int, c: int, tree: RouteTree, tried_alt: bool
+    ) -> None:
+        w, led = self.w, self.led
+        scale = amount / CLASS_AMOUNTS_MSAT[c]
+        limit = max(FEE_LIMIT_EXEMPT_MSAT, amount * FEE_LIMIT_PPM // 1_000_000)
+        ins = w.in_routes[k][c][:ROUTES_PER_SIDE]
+        outs = self._out_routes(target, amount, c)
+        # (cost, fee, probability, in channel or -1 around us, out channel or alternative rank)
+        heap = [
+            (r.cost + cost, r.fee + fee, prob, r.channel, j)
+            for r in ins
+            for cost, fee, prob, j in outs
+            if w.peer_node[r.channel] != w.peer_node[j]
+        ]
+        if tried_alt:
+            heap += self._other_alternatives(tree, target, c)
+        else:
+            heap.append((tree.cost[target], tree.fee[target], tree.prob[target], -1, 0))
+        heapq.heapify(heap)
+        failed_in: set[int] = set()
+        failed_out: set[int] = set()
+        attempts = 1 if tried_alt else 0
+        while heap and attempts < MAX_ATTEMPTS:
+            _cost, fee, prob, i, j = heapq.heappop(heap)
+            if fee * scale > limit:
+                continue
+            if i < 0:  # around us
+                attempts += 1
+                if _unit(self.seed, index, 0 if j == 0 else 10 + j) < prob:
+                    return
+                if j == 0:  # the sender now looks for other routes around us too
+                    for alt in self._other_alternatives(tree, target, c):
+                        heapq.heappush(heap, alt)
+                continue
+            if i in failed_in or j in failed_out:
+                continue
+            attempts += 1
+            route_in = next(r for r in ins if r.channel == i)
+            if _unit(self.seed, index, 1, i) >= route_in.prob:
+                failed_in.add(i)
+                continue
+            our_fee = led.policy[j].fee_msat(amount)
+            if led.remote[i] < amount + our_fee:
+                failed_in.add(i)  # the peer cannot push it to us: never reaches us
+                continue
+            led.offered += 1
+            if led.local[j] < amount:
+                led.counters[C_FAILED][j] += 1
+                failed_out.add(j)
+                continue
+            if _unit(self.seed, index, 2, j) >= prob:
+                failed_out.add(j)  # failed further on: the HTLC comes back through us
+                continue
+            self._settle(i, j, amount, our_fee)
+            return
+
+    def _other_alternatives(
+        self, tree: RouteTree, target: int, c: int
+    ) -> list[tuple[float, float, float, int, int]]:
+        """Routes around us other than the cheapest one (ranks 1 and up)."""
+        alts = alternatives(self.w.classes[c], tree, target, ALTERNATIVES)
+        return [(cost, fee, prob, -1, rank) for rank, (cost, fee, prob) in enumerate(alts) if rank]
+
+    def _settle(self, i: int, j: int, amount: int, fee: int) -> None:
+        led = self.led
+        led.remote[i] -= amount + fee
+        led.local[i] += amount + fee
+        led.local[j] -= amount
+        led.remote[j] += amount
+        cnt = led.counters
+        cnt[C_FWD_OUT][j] += 1
+        cnt[C_FWD_IN][i] += 1
+        cnt[C_VOL_OUT][j] += amount
+        cnt[C_VOL_IN][i] += amount + fee
+        cnt[C_FEES][j] += fee
+        cnt[C_ASSISTED][i] += fee
+        led.forwarded += 1
+        led.fees_msat += fee
+        led.volume_msat += amount
+
+
+# -- running policies ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PolicyResult:
+    key: str
+    name: str
+    totals: dict[str, int]
+    daily: list[dict[str, int]]
+    channels: list[dict[str, object]]
+
+    @property
+    def net_profit_msat(self) -> int:
+        return self.totals["fees_msat"] - self.totals["rebalance_cost_msat"]
+
+    def to_dict(self) -> dict[str, object]:
+        t = self.totals
+        return {
+            "key": self.key,
+            "name": self.name,
+            "fees_sat": t["fees_msat"] // 1000,
+            "rebalance_cost_sat": t["rebalance_cost_msat"] // 1000,
+            "net_profit_sat": self.net_profit_msat // 1000,
+            "volume_sat": t["volume_msat"] // 1000,
+            "forwards": t["forwarded"],
+            "offered": t["offered"],
+            "success_rate": round(t["forwarded"] / t["offered"], 4) if t["offered"] else None,
+            "policy_updates": t["policy_updates"],
+            "rebalances": t["rebalances"],
+            "daily": self.daily,
+            "channels": self.channels,
+        }
+
+
+def run_policy(
+    world: World, key: str, factory: PolicyFactory, progress: Progress = _quiet
+) -> PolicyResult:
+    """Replay the horizon after the warm-up for one policy; totals count the horizon only."""
+    if world.start is None:
+        raise SimulationError("prepare() the world first")
+    ledger = copy.deepcopy(world.start)
+    baseline = ledger.totals()
+    ledger.daily = []
+    policy = factory()
+    s = world.scenario
+    end = (s.warmup_days + s.days) * DAY
+    Replay(world, ledger, policy).run(world.warmup_payments, len(world.payments), end, progress)
+    totals = {k: v - baseline[k] for k, v in ledger.totals().items()}
+    daily = _daily_deltas(ledger.daily, baseline, s.warmup_days)
+    channels = [
+        {
+            "channel_id": ch.channel_id,
+            "peer_alias": ch.peer_alias or ch.peer_id[:12],
+            "capacity_sat": ch.capacity_sat,
+            "fee_ppm": ledger.policy[i].fee_rate_ppm,
+            "local_ratio": round(ledger.local[i] / (ch.capacity_sat * 1000), 3),
+            "fees_sat": (ledger.counters[C_FEES][i] - world.start.counters[C_FEES][i]) // 1000,
+            "forwards_out": ledger.counters[C_FWD_OUT][i] - world.start.counters[C_FWD_OUT][i],
+        }
+        for i, ch in enumerate(world.channels)
+    ]
+    return PolicyResult(key, getattr(policy, "name", key), totals, daily, channels)
+
+
+def _daily_deltas(
+    daily: list[dict[str, int]], baseline: dict[str, int], warmup_days: int
+) -> list[dict[str, int]]:
+    out, previous = [], baseline
+    for entry in daily:
+        day = entry["day"] - warmup_days
+        if day <= 0:
+            continue
+        row = {k: entry[k] - previous[k] for k in baseline}
+        row["day"] = day
+        row["local_msat"] = entry["local_msat"]
+        out.append(row)
+        previous = entry
+    return out
+
+
+def simulate(
+    graph: NetworkGraph,
+    scenario: Scenario,
+    policies: Sequence[tuple[str, PolicyFactory]],
+    progress: Progress = _quiet,
+) -> tuple[World, list[PolicyResult]]:
+    """Prepare once, then every policy on the same payments."""
+    world = prepare(graph, scenario, lambda f, p: progress(f * 0.4, p))
+    results = []
+    for n, (key, factory) in enumerate(policies):
+        share = 0.6 / len(policies)
+
+        def step(f: float, _p: str, n: int = n, key: str = key, share: float = share) -> None:
+            progress(0.4 + share * (n + f), key)
+
+        results.append(run_policy(world, key, factory, step))
+    return world, results

@@ -1,0 +1,55 @@
+"""What a fee policy sees and does inside the what-if simulation.
+
+A policy is data plus a pure function: every `interval_seconds` of simulated time the
+simulator hands it the node's channels as the engine's own `ChannelMetrics` (balances, our
+and the peer's policy, forwards over the last 1, 7 and 30 days measured to the second) and
+the `NetworkContext` of the graph; the policy answers with the fee settings it wants and the
+rebalances it orders. Stateful policies (cooldowns, price exploration) keep their state on
+their own instance; the simulator builds a fresh instance per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .metrics import ChannelMetrics, NetworkContext
+
+
+@dataclass(frozen=True, slots=True)
+class FeeSetting:
+    """The outbound policy a channel should announce. None leaves a field as it is."""
+
+    fee_ppm: int
+    base_fee_msat: int | None = None
+    htlc_max_msat: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RebalanceOrder:
+    """A circular payment: out through `source_channel_id`, back in through
+    `target_channel_id`, paying at most `max_fee_ppm` of `amount_msat` in routing fees."""
+
+    target_channel_id: str
+    source_channel_id: str
+    amount_msat: int
+    max_fee_ppm: int
+
+
+@dataclass(slots=True)
+class PolicyActions:
+    fees: dict[str, FeeSetting] = field(default_factory=dict)  # channel id -> new setting
+    rebalances: list[RebalanceOrder] = field(default_factory=list)
+
+
+class SimPolicy(Protocol):
+    name: str  # shown in the results, e.g. "charge-lnd proportional"
+    interval_seconds: int  # how often the simulator calls decide()
+
+    def decide(
+        self, channels: list[ChannelMetrics], net: NetworkContext, now: int
+    ) -> PolicyActions: ...
+
+
+PolicyFactory = Callable[[], SimPolicy]  # a fresh, independent instance per simulation run
