@@ -13,6 +13,7 @@ from .views_api_alerts import daznode_alerts_router
 from .views_api_graph import daznode_graph_router
 from .views_api_premium import daznode_premium_router
 from .views_api_reports import daznode_reports_router
+from .views_api_sim import daznode_sim_router
 
 daznode_ext: APIRouter = APIRouter(prefix="/daznode", tags=["daznode"])
 daznode_ext.include_router(daznode_generic_router)
@@ -21,6 +22,7 @@ daznode_ext.include_router(daznode_alerts_router)
 daznode_ext.include_router(daznode_graph_router)
 daznode_ext.include_router(daznode_premium_router)
 daznode_ext.include_router(daznode_reports_router)
+daznode_ext.include_router(daznode_sim_router)
 
 daznode_static_files = [{"path": "/daznode/static", "name": "daznode_static"}]
 

@@ -1559,3 +1559,93 @@ async def balance_series(since: int) -> list[dict]:
         }
         for ts, r in sorted(merged.items())
     ]
+
+
+# -- simulations ------------------------------------------------------------------------------
+
+SIM_RUNS_KEPT = 50  # per kind; older runs are deleted when a new one starts
+
+
+async def create_sim_run(run_id: str, kind: str, request: dict, now: int) -> None:
+    async with transaction() as tx:
+        await tx.run(
+            "UPDATE daznode.sim_runs SET status = 'failed', finished_at = :now, "
+            "error = 'interrupted: LNbits stopped while it ran' WHERE status = 'running'",
+            {"now": now},
+        )
+        await tx.run(
+            "INSERT INTO daznode.sim_runs (id, kind, created_at, status, request) "
+            "VALUES (:id, :kind, :now, 'running', :request)",
+            {"id": run_id, "kind": kind, "now": now, "request": json.dumps(request)},
+        )
+        old = await tx.rows(
+            "SELECT id FROM daznode.sim_runs WHERE kind = :kind "
+            "ORDER BY created_at DESC, id LIMIT 1000 OFFSET :keep",
+            {"kind": kind, "keep": SIM_RUNS_KEPT},
+        )
+        if old:
+            clause, params = bound_list("old", [r["id"] for r in old])
+            await tx.run(f"DELETE FROM daznode.sim_runs WHERE id IN ({clause})", params)  # noqa: S608
+
+
+async def finish_sim_run(
+    run_id: str,
+    now: int,
+    *,
+    result: dict | None = None,
+    summary: list | None = None,
+    error: str | None = None,
+) -> None:
+    await db.execute(
+        "UPDATE daznode.sim_runs SET status = :status, finished_at = :now, result = :result, "
+        "summary = :summary, error = :error WHERE id = :id",
+        {
+            "id": run_id,
+            "now": now,
+            "status": "failed" if error else "done",
+            "result": json.dumps(result) if result is not None else None,
+            "summary": json.dumps(summary or []),
+            "error": error,
+        },
+    )
+
+
+def _decode_sim_run(row: Any, with_result: bool) -> dict:
+    out = dict(row)
+    out["request"] = json.loads(out["request"])
+    out["summary"] = json.loads(out["summary"] or "[]")
+    if with_result:
+        out["result"] = json.loads(out["result"]) if out["result"] else None
+    else:
+        out.pop("result", None)
+    return out
+
+
+async def get_sim_runs(kind: str | None = None, limit: int = 50) -> list[dict]:
+    where = "WHERE kind = :kind" if kind else ""
+    rows = await db.fetchall(
+        "SELECT id, kind, created_at, finished_at, status, request, summary, error "  # noqa: S608
+        f"FROM daznode.sim_runs {where} ORDER BY created_at DESC, id LIMIT :limit",
+        {"kind": kind, "limit": limit},
+    )
+    return [_decode_sim_run(r, with_result=False) for r in rows]
+
+
+async def get_sim_run(run_id: str) -> dict | None:
+    row = await db.fetchone("SELECT * FROM daznode.sim_runs WHERE id = :id", {"id": run_id})
+    return _decode_sim_run(row, with_result=True) if row else None
+
+
+async def forward_history(node_pubkey: str, since: int, limit: int = 200_000) -> dict[str, Any]:
+    """Settled forwards since `since`: how many, since when, and their median amount."""
+    rows = await db.fetchall(
+        "SELECT ts, amt_out_msat FROM daznode.forwards WHERE node_pubkey = :pk AND ts >= :since "
+        "AND status = 'settled' ORDER BY ts LIMIT :limit",
+        {"pk": node_pubkey, "since": since, "limit": limit},
+    )
+    amounts = sorted(int(r["amt_out_msat"]) for r in rows)
+    return {
+        "count": len(rows),
+        "first_ts": int(rows[0]["ts"]) if rows else 0,
+        "median_amount_msat": amounts[len(amounts) // 2] if amounts else 0,
+    }

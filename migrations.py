@@ -371,3 +371,23 @@ async def m006_reports_and_purchases(db):
         """
     )
     await _create_index(db, "daznode_purchases_user", "purchases", "user_id, item, subject")
+
+
+async def m007_simulations(db):
+    """What-if simulations and shadow runs: the request, the result (JSON) and the outcome."""
+    await db.execute(
+        """
+        CREATE TABLE daznode.sim_runs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            finished_at BIGINT NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,
+            request TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '[]',
+            result TEXT,
+            error TEXT
+        );
+        """
+    )
+    await _create_index(db, "daznode_sim_runs_kind", "sim_runs", "kind, created_at")

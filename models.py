@@ -474,3 +474,30 @@ class PeerSuggestionsOut(BaseModel):
     node_id: str
     min_confidence: float
     data: list[PeerSuggestionOut]
+
+
+class SimRunIn(BaseModel):
+    """A what-if simulation: which policies and Daznode profiles, over how many days."""
+
+    policies: list[str] = Field(
+        default_factory=lambda: ["static", "chargelnd", "lndg", "clboss"],
+        description="Baselines: static, chargelnd, lndg, clboss, current",
+    )
+    profiles: list[str] = Field(
+        default_factory=lambda: ["balanced"],
+        description="Daznode profiles: balanced, conservative, aggressive, active",
+    )
+    days: int = Field(30, ge=1, le=90, description="Simulated days after a 7-day warm-up")
+    seed: int = Field(1, ge=0, le=2**31 - 1, description="Same seed, same payments")
+    calibrate: bool = Field(True, description="Scale the demand to the node's own history")
+
+    class Config:
+        extra = Extra.forbid
+
+
+class ShadowIn(BaseModel):
+    enabled: bool
+    days: int = Field(7, ge=1, le=30, description="Days each daily shadow run looks ahead")
+
+    class Config:
+        extra = Extra.forbid

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from lnbits.core.services.websockets import websocket_manager
 from loguru import logger
 
-from . import graph_service
+from . import graph_service, sim_service
 from .actions import propose_actions
 from .crud import (
     get_channels,
@@ -153,6 +153,7 @@ async def _propose(now: int) -> None:
         recs, _profile, _net = await evaluate(now)
         await propose(recs, now)
         await propose_actions(recs, await load_execution_settings(), now)
+        await sim_service.maybe_shadow(now)
     except Exception:
         logger.exception("daznode: proposing changes failed")
 
@@ -216,6 +217,7 @@ async def monitor_loop() -> None:
 
 
 async def stop_monitor() -> None:
+    await sim_service.stop()  # its worker process must not outlive LNbits
     if runtime.leader:
         await release_lease(HOLDER_ID)  # a successor need not wait for the lease to expire
         runtime.leader = False

@@ -37,3 +37,8 @@ async def network(request: Request, user: Annotated[User, Depends(check_user_exi
 @daznode_generic_router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
 async def reports(request: Request, user: Annotated[User, Depends(check_user_exists)]):
     return _page(request, user, "reports.html")
+
+
+@daznode_generic_router.get("/whatif", response_class=HTMLResponse, include_in_schema=False)
+async def whatif(request: Request, user: Annotated[User, Depends(check_user_exists)]):
+    return _page(request, user, "whatif.html")

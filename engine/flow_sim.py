@@ -59,6 +59,8 @@ ALTERNATIVES = 3  # routes around us, differing in their last hop
 FEE_LIMIT_PPM = 5_000  # Core Lightning's pay: maxfeepercent 0.5 %
 FEE_LIMIT_EXEMPT_MSAT = 5_000  # ... and exemptfee 5 sat
 REBALANCE_TRIES = 3  # a failed circular payment is retried at half the amount
+CALIBRATION_DAYS = 2
+MIN_PAYMENTS_PER_DAY, MAX_PAYMENTS_PER_DAY = 100, 60_000  # the calibration stays within
 
 Progress = Callable[[float, str], None]
 
@@ -101,6 +103,11 @@ class Scenario:
     days: int = 30
     warmup_days: int = 7
     seed: int = 1
+    calibrate_forwards_per_day: float | None = None  # from the node's history, when it has one
+
+    @property
+    def total_days(self) -> int:
+        return self.warmup_days + self.days
 
 
 class SimulationError(ValueError):
@@ -194,19 +201,19 @@ def _in_route(
 def _draw_payments(
     rng: random.Random,
     scenario: Scenario,
+    days: int,
     senders: list[int],
     sender_weights: list[int],
     receivers: list[int],
     receiver_weights: list[int],
 ) -> list[tuple[int, int, int, int, int]]:
     d = scenario.demand
-    total_days = scenario.warmup_days + scenario.days
     s_cum = _cumulative(sender_weights)
     r_cum = _cumulative(receiver_weights)
     mu = math.log(d.median_amount_sat * 1000)
     cap = d.max_amount_sat * 1000
     payments = []
-    for day in range(total_days):
+    for day in range(days):
         count = _poisson(rng, d.payments_per_day)
         times = sorted(rng.randrange(DAY) for _ in range(count))
         for t in times:
@@ -235,6 +242,40 @@ def _poisson(rng: random.Random, mean: float) -> int:
         k += 1
         p *= rng.random()
     return k
+
+
+def _relevant(
+    world: World, drawn: list[tuple[int, int, int, int, int]]
+) -> list[tuple[int, int, int, int, int]]:
+    """The payments that have at least one route through us (the others never touch us)."""
+    ins, outs = world.in_routes, world.min_out_cost
+    return [p for p in drawn if ins[p[1]][p[4]] and outs[p[4]][p[2]] < UNREACHABLE]
+
+
+def _calibrate(
+    world: World,
+    rng: random.Random,
+    senders: list[int],
+    weights: tuple[list[int], list[int], list[int]],
+) -> None:
+    """Scale the demand so that, at the channels' current fees, we forward as many payments
+    per day as the node did (its own history). Measured on a separate sample of days."""
+    scenario = world.scenario
+    target = scenario.calibrate_forwards_per_day or 0.0
+    drawn = _draw_payments(rng, scenario, CALIBRATION_DAYS, senders, *weights)
+    world.payments = _relevant(world, drawn)
+    ledger = Ledger.opening(world)
+    Replay(world, ledger, policy=None).run(0, len(world.payments), CALIBRATION_DAYS * DAY)
+    measured = ledger.forwarded / CALIBRATION_DAYS
+    wanted = scenario.demand.payments_per_day * target / max(measured, 0.5)
+    per_day = int(min(MAX_PAYMENTS_PER_DAY, max(MIN_PAYMENTS_PER_DAY, wanted)))
+    world.scenario = replace(scenario, demand=replace(scenario.demand, payments_per_day=per_day))
+    world.stats.update(
+        calibration_target_per_day=target,
+        calibration_measured_per_day=measured,
+        calibrated_payments_per_day=per_day,
+        calibration_capped=per_day != int(wanted),
+    )
 
 
 def _tree_arrays(tree: RouteTree) -> tuple[array, array, array]:
@@ -321,17 +362,6 @@ def prepare(graph: NetworkGraph, scenario: Scenario, progress: Progress = _quiet
         ]
         for c, amount in enumerate(CLASS_AMOUNTS_MSAT)
     ]
-    progress(0.82, "drawing payments")
-    drawn = _draw_payments(
-        rng,
-        scenario,
-        senders,
-        [degree[s] for s in senders],
-        receivers,
-        [degree[r] for r in receivers],
-    )
-    payments = [p for p in drawn if in_routes[p[1]][p[4]] and min_out[p[4]][p[2]] < UNREACHABLE]
-    warmup_end = scenario.warmup_days * DAY
     world = World(
         scenario=scenario,
         net=replace(summarize(graph, scenario.our_pubkey), our_channels=len(scenario.channels)),
@@ -343,16 +373,20 @@ def prepare(graph: NetworkGraph, scenario: Scenario, progress: Progress = _quiet
         in_routes=in_routes,
         min_out_cost=min_out,
         onward=onward,
-        payments=payments,
-        warmup_payments=bisect.bisect_left(payments, (warmup_end,)),
-        stats={
-            "nodes": n,
-            "senders": len(senders),
-            "peers": len(peers),
-            "payments_drawn": len(drawn),
-            "payments_kept": len(payments),
-        },
+        payments=[],
+        warmup_payments=0,
+        stats={"nodes": n, "senders": len(senders), "peers": len(peers)},
     )
+    weights = ([degree[s] for s in senders], receivers, [degree[r] for r in receivers])
+    if scenario.calibrate_forwards_per_day is not None:
+        progress(0.8, "calibrating demand")
+        _calibrate(world, random.Random(scenario.seed + 1), senders, weights)
+    progress(0.82, "drawing payments")
+    drawn = _draw_payments(rng, world.scenario, world.scenario.total_days, senders, *weights)
+    world.payments = _relevant(world, drawn)
+    warmup_end = scenario.warmup_days * DAY
+    world.warmup_payments = bisect.bisect_left(world.payments, (warmup_end,))
+    world.stats.update(payments_drawn=len(drawn), payments_kept=len(world.payments))
     progress(0.85, "warming up")
     ledger = Ledger.opening(world)
     Replay(world, ledger, policy=None).run(0, world.warmup_payments, warmup_end)
@@ -748,8 +782,10 @@ def run_policy(
             "capacity_sat": ch.capacity_sat,
             "fee_ppm": ledger.policy[i].fee_rate_ppm,
             "local_ratio": round(ledger.local[i] / (ch.capacity_sat * 1000), 3),
+            "local_msat": ledger.local[i],
             "fees_sat": (ledger.counters[C_FEES][i] - world.start.counters[C_FEES][i]) // 1000,
             "forwards_out": ledger.counters[C_FWD_OUT][i] - world.start.counters[C_FWD_OUT][i],
+            "failed_out": ledger.counters[C_FAILED][i] - world.start.counters[C_FAILED][i],
         }
         for i, ch in enumerate(world.channels)
     ]

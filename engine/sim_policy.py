@@ -53,3 +53,15 @@ class SimPolicy(Protocol):
 
 
 PolicyFactory = Callable[[], SimPolicy]  # a fresh, independent instance per simulation run
+
+
+class KeepFees:
+    """The node as it is: its current fees, no rebalancing (what shadow mode compares to)."""
+
+    name = "Current fees kept"
+    interval_seconds = 86400
+
+    def decide(
+        self, channels: list[ChannelMetrics], net: NetworkContext, now: int
+    ) -> PolicyActions:
+        return PolicyActions()

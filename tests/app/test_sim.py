@@ -1,0 +1,115 @@
+"""What-if simulations and shadow mode on the real app: the demo node in the mainnet graph,
+its own forwarding history calibrating the demand, the worker process doing the work."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+API = "/daznode/api/v1"
+RUN_TIMEOUT = 420
+
+
+async def wait_for_run(client, headers: dict, run_id: str) -> dict:
+    progress: list[float] = []
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        job = (await client.get(f"{API}/sim/status", headers=headers)).json()
+        if job["run_id"] == run_id:
+            progress.append(job["progress"])
+            if job["state"] != "running":
+                break
+        await asyncio.sleep(0.5)
+    run = (await client.get(f"{API}/sim/runs/{run_id}", headers=headers)).json()
+    assert run["status"] == "done", run
+    assert progress == sorted(progress), progress  # the bar only moves forward
+    return run
+
+
+async def test_options_name_the_policies_and_the_node_history(client, admin, alice):
+    h = admin.key_headers(admin=True)
+    r = await client.get(f"{API}/sim/options", headers=h)
+    assert r.status_code == 200, r.text
+    options = r.json()
+    keys = [p["key"] for p in options["policies"]]
+    assert keys == ["static", "chargelnd", "lndg", "clboss", "current"]
+    assert {"balanced", "conservative", "aggressive"} <= set(options["profiles"])
+    assert options["graph"]["nodes"] >= 17_324
+    history = options["history"]  # the demo node has weeks of forwards
+    assert history["forwards_per_day"] > 0 and history["median_amount_sat"] > 0
+    # Simulations use the node's data: admins only.
+    assert (await client.get(f"{API}/sim/options", headers=alice.key_headers())).status_code in (
+        401,
+        403,
+    )
+
+
+async def test_bad_requests_are_refused_with_a_message(client, admin):
+    h = admin.key_headers(admin=True)
+    cases = [
+        ({"policies": ["bogus"]}, "Unknown policy 'bogus'"),
+        ({"policies": [], "profiles": ["nosuch"]}, "Unknown profile 'nosuch'"),
+        ({"policies": [], "profiles": []}, "at least one"),
+        ({"days": 0}, "days"),
+        ({"days": 91}, "days"),
+        ({"seed": -1}, "seed"),
+        ({"colour": "red"}, "colour"),
+    ]
+    for body, message in cases:
+        r = await client.post(f"{API}/sim/runs", headers=h, json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert message.lower() in r.text.lower(), (body, r.text)
+    assert (await client.get(f"{API}/sim/runs/nosuchrun", headers=h)).status_code == 404
+    assert (await client.get(f"{API}/sim/runs?kind=other", headers=h)).status_code == 400
+
+
+async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
+    h = admin.key_headers(admin=True)
+    body = {
+        "policies": ["static", "chargelnd", "lndg", "clboss"],
+        "profiles": ["balanced"],
+        "days": 5,
+        "seed": 3,
+    }
+    r = await client.post(f"{API}/sim/runs", headers=h, json=body)
+    assert r.status_code == 202, r.text
+    run_id = r.json()["id"]
+    again = await client.post(f"{API}/sim/runs", headers=h, json=body)
+    assert again.status_code == 409 and "already running" in again.text
+    run = await wait_for_run(client, h, run_id)
+
+    request, result = run["request"], run["result"]
+    assert request["history"]["forwards_per_day"] > 0  # calibrated on the node's history
+    stats = result["stats"]
+    assert stats["calibration_target_per_day"] == request["history"]["forwards_per_day"]
+    assert stats["calibrated_payments_per_day"] == result["demand"]["payments_per_day"]
+    keys = [r["key"] for r in result["results"]]
+    assert keys == ["static", "chargelnd", "lndg", "clboss", "daznode:balanced"]
+    for policy in result["results"]:
+        assert len(policy["daily"]) == 5
+        assert policy["net_profit_sat"] == policy["fees_sat"] - policy["rebalance_cost_sat"]
+        assert sum(d["forwarded"] for d in policy["daily"]) == policy["forwards"]
+        assert policy["offered"] >= policy["forwards"]
+        assert len(policy["channels"]) == request["channels"]
+    static = result["results"][0]
+    assert static["rebalances"] == 0 and static["policy_updates"] <= request["channels"]
+    assert any(p["forwards"] > 0 for p in result["results"])
+    listed = (await client.get(f"{API}/sim/runs?kind=whatif", headers=h)).json()
+    assert listed[0]["id"] == run_id and "result" not in listed[0]
+    assert [s["key"] for s in listed[0]["summary"]] == keys
+
+
+async def test_shadow_mode_runs_the_engine_next_to_the_current_fees(client, admin):
+    h = admin.key_headers(admin=True)
+    r = await client.put(f"{API}/sim/shadow", headers=h, json={"enabled": True, "days": 2})
+    assert r.status_code == 200 and r.json() == {"enabled": True, "days": 2}
+    r = await client.put(f"{API}/sim/shadow", headers=h, json={"enabled": True, "days": 99})
+    assert r.status_code == 400
+    r = await client.post(f"{API}/sim/shadow/run", headers=h)
+    assert r.status_code == 202, r.text
+    await wait_for_run(client, h, r.json()["id"])
+    shadow = (await client.get(f"{API}/sim/shadow", headers=h)).json()
+    assert shadow["enabled"] and shadow["track_record"]["runs"] >= 1
+    outcome = shadow["runs"][0]["outcome"]
+    assert outcome["difference_sat"] == outcome["engine_sat"] - outcome["current_sat"]
+    await client.put(f"{API}/sim/shadow", headers=h, json={"enabled": False, "days": 2})

@@ -1,0 +1,248 @@
+"""The what-if simulator on small hand-made graphs, where every route can be worked out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import networkx as nx
+import pytest
+
+from engine.flow_sim import (
+    Demand,
+    Scenario,
+    SimChannel,
+    SimulationError,
+    prepare,
+    run_policy,
+    simulate,
+)
+from engine.node_source import GraphEdge, GraphNode, NetworkGraph, RoutingPolicy
+from engine.route_tables import (
+    CLASS_AMOUNTS_MSAT,
+    alternatives,
+    amount_class,
+    build_class_graph,
+    hop_penalty_msat,
+    route_tree,
+    success_probability,
+)
+from engine.sim_policy import FeeSetting, KeepFees, PolicyActions, RebalanceOrder
+
+US = "02" + "00" * 32
+
+
+def pk(i: int) -> str:
+    return "02" + f"{i:064x}"
+
+
+S, A, B, T, X, Y = (pk(i) for i in range(1, 7))
+BIG = 50_000_000  # sat
+
+
+def pol(ppm: int, base: int = 0, *, htlc_max: int = BIG * 1000, disabled: bool = False):
+    return RoutingPolicy(base, ppm, 40, 1000, htlc_max, disabled=disabled)
+
+
+def edge(cid: str, a: str, b: str, ppm_ab: int, ppm_ba: int, cap: int = BIG) -> GraphEdge:
+    return GraphEdge(cid, a, b, cap, pol(ppm_ab), pol(ppm_ba))
+
+
+def small_world(alt_ppm: int = 500) -> NetworkGraph:
+    """S and T are the busy nodes. Through us: S -> A -> us -> B -> T. Around us:
+    S -> X -> T at `alt_ppm`. A and B also meet through Y (a way to rebalance)."""
+    nodes = [GraphNode(p, name) for p, name in ((S, "S"), (A, "A"), (B, "B"), (T, "T"))]
+    nodes += [GraphNode(X, "X"), GraphNode(Y, "Y")]
+    edges = [
+        edge("1x1x1", S, A, 10, 10),
+        edge("1x1x2", B, T, 10, 10),
+        edge("1x1x3", S, X, 10, 10),
+        edge("1x1x4", X, T, alt_ppm, alt_ppm),
+        edge("1x1x5", A, Y, 200, 200),
+        edge("1x1x6", Y, B, 300, 300),
+        edge("1x1x7", S, T, 5000, 5000, cap=1_000),  # too small for most payments
+    ]
+    return NetworkGraph(nodes=nodes, edges=edges)
+
+
+def our_channels(
+    fee_a: int = 100, fee_b: int = 100, local_a: float = 0.5, local_b: float = 0.5
+) -> tuple[SimChannel, ...]:
+    cap = 20_000_000
+    return (
+        SimChannel("9x9x1", A, cap, int(cap * 1000 * local_a), pol(fee_a), pol(15), 100, "A"),
+        SimChannel("9x9x2", B, cap, int(cap * 1000 * local_b), pol(fee_b), pol(25), 100, "B"),
+    )
+
+
+def scenario(**kw) -> Scenario:
+    base = dict(
+        our_pubkey=US,
+        channels=our_channels(),
+        demand=Demand(payments_per_day=400, senders=6),
+        days=4,
+        warmup_days=1,
+        seed=7,
+    )
+    base.update(kw)
+    return Scenario(**base)
+
+
+class SetFees:
+    """A fixed fee on every channel from the first call."""
+
+    interval_seconds = 3600
+
+    def __init__(self, ppm: int) -> None:
+        self.name, self.ppm = f"fixed {ppm}", ppm
+
+    def decide(self, channels, net, now) -> PolicyActions:
+        return PolicyActions(
+            fees={c.channel_id: FeeSetting(self.ppm) for c in channels if c.fee_ppm != self.ppm}
+        )
+
+
+# -- route tables ------------------------------------------------------------------------------
+
+
+def test_amount_classes_and_probabilities():
+    assert [amount_class(a) for a in (1, 49_999_999, 50_000_000, 499_999_999, 10**12)] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+    ]
+    assert success_probability(250, 1000) == 0.75
+    assert success_probability(1000, 1000) == 0.0
+    # LDK's defaults: 500 msat + 8192 msat per 2^30 of the amount, and the liquidity penalty
+    # (30,000 + 192 per 2^20 of the amount) x -log10(p).
+    amount = 2**30
+    expected = 500 + 8192 + (30_000 + 192 * 1024) * -math.log10(0.5)
+    assert hop_penalty_msat(amount, 0.5) == pytest.approx(expected)
+    assert hop_penalty_msat(amount, 1.0) == 500 + 8192
+    assert hop_penalty_msat(amount, 0.0) == math.inf
+
+
+def test_route_tree_matches_networkx_and_skips_the_excluded_node():
+    graph = small_world()
+    index = {n.pubkey: i for i, n in enumerate([GraphNode(US), *graph.nodes])}
+    edges = [(index[e.node1], index[e.node2], e) for e in graph.edges]
+    amount = CLASS_AMOUNTS_MSAT[1]
+    g = build_class_graph(len(index), edges, amount, skip=0)
+    tree = route_tree(g, index[S], origin_is_sender=True)
+    ref = nx.DiGraph()
+    for u, hops in enumerate(g.out):
+        for v, cost, _fee, _p in hops:
+            first = u == index[S]
+            ref.add_edge(u, v, w=hop_penalty_msat(amount, 1.0) if first else cost)
+    dist = nx.single_source_dijkstra_path_length(ref, index[S], weight="w")
+    for node, d in dist.items():
+        assert tree.cost[node] == pytest.approx(d, rel=1e-6)
+    # Around us, S -> X -> T (500 ppm) beats S -> A -> Y -> B -> T (200 + 300 + 10 ppm); the
+    # sender pays no fee on its own channel to X, and X's hop may fail.
+    cost, fee, prob = tree.reach(index[T])
+    assert fee == pytest.approx(amount * 500 / 1e6)
+    assert prob == pytest.approx(success_probability(amount, BIG * 1000), rel=1e-6)
+    # The small direct channel cannot carry this amount; with it, S would pay nothing.
+    assert all(v != index[T] for v, *_ in g.out[index[S]])
+    alts = alternatives(g, tree, index[T], 3)
+    assert alts[0][0] == pytest.approx(cost, rel=1e-6) and len(alts) >= 2
+    assert alts == sorted(alts)
+
+
+# -- the simulation ----------------------------------------------------------------------------
+
+
+def test_the_same_seed_gives_the_same_results_and_another_seed_does_not():
+    graph = small_world()
+    policies = [("keep", KeepFees), ("fixed", lambda: SetFees(300))]
+    _, first = simulate(graph, scenario(), policies)
+    _, second = simulate(graph, scenario(), policies)
+    assert [r.to_dict() for r in first] == [r.to_dict() for r in second]
+    _, other = simulate(graph, scenario(seed=8), policies)
+    assert [r.to_dict() for r in first] != [r.to_dict() for r in other]
+    assert first[0].totals["forwarded"] > 0
+
+
+def test_a_cheaper_fee_wins_traffic_from_the_route_around_us():
+    world = prepare(small_world(alt_ppm=500), scenario())
+    cheap = run_policy(world, "cheap", lambda: SetFees(50))
+    dear = run_policy(world, "dear", lambda: SetFees(3000))
+    assert cheap.totals["forwarded"] > 2 * max(1, dear.totals["forwarded"])
+    assert cheap.totals["policy_updates"] == 2 and dear.totals["policy_updates"] == 2
+    # The fees earned are what our channel charges on each forwarded amount.
+    per_forward = cheap.totals["fees_msat"] / cheap.totals["forwarded"]
+    mean_amount = cheap.totals["volume_msat"] / cheap.totals["forwarded"]
+    assert per_forward == pytest.approx(mean_amount * 50 / 1e6, rel=0.01)
+
+
+def test_a_depleted_channel_fails_htlcs_and_senders_go_around():
+    a, b = our_channels(local_b=0.0)
+    b = replace(b, peer_policy=None)  # nothing flows in through B to refill it
+    world = prepare(small_world(), scenario(channels=(a, b)))
+    result = run_policy(world, "keep", KeepFees)
+    out_b = next(c for c in result.channels if c["peer_alias"] == "B")
+    assert out_b["forwards_out"] == 0 and out_b["failed_out"] > 0
+    assert result.totals["offered"] >= result.totals["forwarded"] + out_b["failed_out"]
+
+
+def test_balances_move_with_every_forward_and_rebalance():
+    world = prepare(small_world(), scenario(demand=Demand(payments_per_day=2000, senders=6)))
+    start = world.start
+    assert start is not None
+    for key, factory in (("keep", KeepFees), ("refill", RefillB)):
+        result = run_policy(world, key, factory)
+        # Each forward leaves its fee on our side, each rebalance takes its cost away.
+        gained = sum(c["local_msat"] for c in result.channels) - sum(start.local)
+        assert gained == result.net_profit_msat
+        assert result.totals["forwarded"] > 0
+        for c, opened in zip(result.channels, our_channels(), strict=True):
+            assert 0 <= c["local_msat"] <= opened.capacity_sat * 1000
+
+
+class RefillB:
+    """Once: move 1M sat from the A channel (full) to the B channel through A -> Y -> B."""
+
+    interval_seconds = 3600
+
+    def __init__(self, max_fee_ppm: int = 1000) -> None:
+        self.name, self.done, self.max_fee_ppm = "refill", False, max_fee_ppm
+
+    def decide(self, channels, net, now) -> PolicyActions:
+        if self.done:
+            return PolicyActions()
+        self.done = True
+        order = RebalanceOrder("9x9x2", "9x9x1", 1_000_000_000, self.max_fee_ppm)
+        return PolicyActions(rebalances=[order])
+
+
+def test_a_rebalance_costs_what_the_circular_route_charges():
+    quiet = scenario(demand=Demand(payments_per_day=1, senders=2))
+    world = prepare(small_world(), quiet)
+    result = run_policy(world, "refill", RefillB)
+    # A charges 200 ppm to Y, Y 300 ppm to B, B 25 ppm back to us (our first hop is free).
+    assert result.totals["rebalances"] == 1
+    assert result.totals["rebalance_cost_msat"] == 1_000_000_000 * (200 + 300 + 25) // 1_000_000
+    refused = run_policy(world, "cheap", lambda: RefillB(max_fee_ppm=500))
+    assert refused.totals["rebalances"] == 0 and refused.totals["rebalance_cost_msat"] == 0
+
+
+def test_calibration_scales_demand_to_the_node_history():
+    graph = small_world()
+    base = prepare(graph, scenario())
+    measured = base.start.forwarded / 1  # forwards in the one warm-up day  # type: ignore[union-attr]
+    world = prepare(graph, scenario(calibrate_forwards_per_day=measured * 3))
+    stats = world.stats
+    assert stats["calibration_target_per_day"] == measured * 3
+    expected = 400 * measured * 3 / stats["calibration_measured_per_day"]
+    assert stats["calibrated_payments_per_day"] == int(expected)
+    assert world.scenario.demand.payments_per_day == int(expected)
+
+
+def test_unsimulable_scenarios_are_refused_with_a_reason():
+    with pytest.raises(SimulationError, match="no channels"):
+        prepare(small_world(), scenario(channels=()))
+    stranger = replace(our_channels()[0], peer_id=pk(99))
+    with pytest.raises(SimulationError, match="not in the graph"):
+        prepare(small_world(), scenario(channels=(stranger,)))
