@@ -156,19 +156,28 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
     flow_mod = 1 + 0.5 * max(-1.0, min(1.0, net_flow))
     target = reference * balance_mod * flow_mod
     # Demand anchor: a price that sells the liquidity we want to sell is not cut below itself.
+    # A saturated channel that inflow keeps refilling is selling too: a cut there only sells
+    # the same liquidity cheaper.
     current = [c.fee_ppm for c in group if c.fee_ppm is not None]
-    earning = week.forwards_out >= 5 and ratio <= p.high_ratio
+    refilled = week.volume_in_msat * 2 >= week.volume_out_msat
+    earning = week.forwards_out >= 5 and (ratio <= p.high_ratio or refilled)
     if current and earning and target < min(current):
         target = float(min(current))
         reasons.append(f"{week.forwards_out} forwards out this week at the current fee: kept")
     if week.forwards_out == 0 and ratio > p.target_ratio and current:
-        # Never a raise when nothing sells (capping at one step below the current fee even
-        # when the model wanted a raise flipped a raise into a cut across ratio = target).
-        if target >= max(current):
-            target = float(max(current))
-            reasons.append("no outbound forwards this week while liquidity is idle: not raised")
+        # Never a raise when nothing sells, and a cut that grows with the idle share: none at
+        # the target ratio (a fixed step there flipped a raise into a cut when one msat
+        # crossed it), a full step from the saturation threshold up (a model target above
+        # the fee must not keep unsold liquidity at a price nobody pays).
+        idle = min(1.0, (ratio - p.target_ratio) / max(1e-9, p.high_ratio - p.target_ratio))
+        ceiling = max(current) * (1 - p.max_step_down * idle)
+        if target >= ceiling:
+            target = ceiling
+            reasons.append(
+                "no outbound forwards this week while liquidity is idle: "
+                + ("cheaper" if ceiling < max(current) else "not raised")
+            )
         else:
-            target = min(target, max(current) * (1 - p.max_step_down))
             reasons.append("no outbound forwards this week while liquidity is idle: cheaper")
     # Only liquidity that does not flow back on its own has to be bought back: scale the
     # refill cost by the share of the week's outflow that inflow did not return.
@@ -199,6 +208,32 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
 # -- per channel --------------------------------------------------------------------------
 
 
+def demand_falling(ch: ChannelMetrics) -> str:
+    """Why a raise should wait: the last day's outbound forwards fell below half the week's
+    daily average, or the week's below half the month's (the last raise may have priced us
+    out; raising on would compound it). Empty when demand holds or is too thin to tell."""
+    day, week, month = ch.window(1), ch.window(7), ch.window(30)
+    if week.forwards_out >= 7 and day.forwards_out < week.forwards_out / 7 / 2:
+        return (
+            f"{day.forwards_out} forwards out in the last day against "
+            f"{week.forwards_out / 7:.1f} a day this week: no raise while demand falls"
+        )
+    if month.forwards_out >= 30 and week.forwards_out < month.forwards_out * 7 / 30 / 2:
+        return (
+            f"{week.forwards_out} forwards out this week against "
+            f"{month.forwards_out * 7 / 30:.1f} a week this month: no raise while demand falls"
+        )
+    return ""
+
+
+def _raise_held(ch: ChannelMetrics) -> str:
+    """One experiment at a time: no raise while the last change is being measured or while
+    demand falls."""
+    if ch.measuring:
+        return "our last fee change here is still being measured: one step at a time"
+    return demand_falling(ch)
+
+
 def _fee_step(
     ch: ChannelMetrics, t: FeeTarget, p: Profile
 ) -> tuple[Decision, int | None, list[str]]:
@@ -224,16 +259,34 @@ def _fee_step(
     if gap > 0:
         draining = t.days_to_empty is not None and t.days_to_empty < p.fast_raise_days
         depleted_failing = ch.local_ratio < p.low_ratio and ch.window(7).failed_out > 0
-        step = p.fast_raise_step if (draining or depleted_failing) else p.max_step_up
+        urgent = draining or depleted_failing
+        held = _raise_held(ch) if not urgent else ""
+        if held:
+            return Decision.NO_ACTION, current, [held]
+        step = p.fast_raise_step if urgent else p.max_step_up
         # At least the smallest change worth a gossip update (x (1 + step) leaves 0 ppm at 0).
         least = max(current + max(1, p.min_fee_delta_ppm), p.min_fee_ppm)
         new = min(t.target_ppm, max(least, math.ceil(current * (1 + step))))
+        if ch.hurt_raise_ppm is not None and not urgent and new >= ch.hurt_raise_ppm:
+            new = ch.hurt_raise_ppm - 1  # below the price that was measured to lose earnings
+            if new - current < max(1, p.min_fee_delta_ppm):
+                return (
+                    Decision.NO_ACTION,
+                    current,
+                    [f"a raise to {ch.hurt_raise_ppm} ppm was measured to lose earnings: kept"],
+                )
         why = [f"raise {current} -> {new} ppm towards {t.target_ppm} ppm"]
         if draining:
             why.append(f"draining: empty in {t.days_to_empty:.1f} days at this pace, fast raise")
         elif depleted_failing:
             why.append("depleted and failing forwards for lack of balance: fast raise")
         return Decision.INCREASE_FEES, new, why
+    if ch.measuring and not _unsold(ch, p):
+        return (
+            Decision.NO_ACTION,
+            current,
+            ["our last fee change here is still being measured: one step at a time"],
+        )
     new = max(t.target_ppm, t.floor_ppm, math.floor(current * (1 - p.max_step_down)))
     new = min(new, p.max_fee_ppm)  # the admin's maximum wins over a refill cost above it
     if new >= current:
@@ -335,6 +388,11 @@ def _close_plan(ch: ChannelMetrics, net: NetworkContext, p: Profile) -> ClosePla
     )
 
 
+def _unsold(ch: ChannelMetrics, p: Profile) -> bool:
+    """Idle liquidity that did not sell a single forward this week."""
+    return ch.window(7).forwards_out == 0 and ch.local_ratio > p.target_ratio
+
+
 def _confidence(ch: ChannelMetrics, net: NetworkContext, signal: float) -> float:
     """How much to trust the decision: enough history, a graph, and a clear signal."""
     history = min(1.0, ch.age_days / 30) * min(1.0, (ch.window(30).forwards_out + 5) / 25)
@@ -388,6 +446,8 @@ def evaluate_channel(
         signal = min(1.0, plan.max_fee_ppm / max(1, plan.estimated_cost_ppm) - 1)
     elif decision is Decision.NO_ACTION or ch.fee_ppm is None:
         signal = 1.0 if ch.fee_ppm is not None else 0.2
+    elif decision is Decision.DECREASE_FEES and _unsold(ch, p):
+        signal = 1.0  # nothing sold in a week: the target is capped at one step, the case is not
     else:
         gap = abs(target.target_ppm - ch.fee_ppm) / max(1, ch.fee_ppm)
         signal = min(1.0, gap / (3 * p.deadband) if p.deadband else 1.0)

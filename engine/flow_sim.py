@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from .graph_summary import summarize
+from .impact import ChannelFlow
 from .metrics import WINDOWS, ChannelMetrics, FlowWindow, NetworkContext
 from .node_source import GraphEdge, NetworkGraph, RoutingPolicy
 from .route_tables import (
@@ -465,6 +466,24 @@ class Replay:
         self.interval_hours = max(1, round(policy.interval_seconds / HOUR)) if policy else 0
         self.fee_at_class: list[list[int]] = []
         self._refresh_fees()
+        self.position = {ch.channel_id: i for i, ch in enumerate(world.channels)}
+        attach = getattr(policy, "attach_flows", None)
+        if attach is not None:
+            attach(self.flow_between)
+
+    def flow_between(self, channel_id: str, start: int, end: int) -> ChannelFlow:
+        """Outbound forwards of one channel between two epoch times, at hour resolution."""
+        i = self.position[channel_id]
+        last = len(self.led.hourly) - 1
+        h0 = min(last, max(0, (start - START_EPOCH) // HOUR))
+        h1 = min(last, max(h0, (end - START_EPOCH) // HOUR))
+        a, b = self.led.hourly[h0], self.led.hourly[h1]
+        return ChannelFlow(
+            forwards_out=b[C_FWD_OUT][i] - a[C_FWD_OUT][i],
+            volume_out_msat=b[C_VOL_OUT][i] - a[C_VOL_OUT][i],
+            fees_msat=b[C_FEES][i] - a[C_FEES][i],
+            seconds=(h1 - h0) * HOUR,
+        )
 
     def _refresh_fees(self) -> None:
         """Our fee at each size class's amount, as senders rank routes (after every update)."""
@@ -549,7 +568,7 @@ class Replay:
     def _apply(self, actions: PolicyActions) -> None:
         led = self.led
         hour = len(led.hourly) - 1
-        position = {ch.channel_id: i for i, ch in enumerate(self.w.channels)}
+        position = self.position
         for cid, setting in actions.fees.items():
             i = position.get(cid)
             if i is None:

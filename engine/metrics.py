@@ -44,6 +44,11 @@ class ChannelMetrics:
     disconnects_7d: int | None = None  # active -> inactive transitions, last 7 days
     policy_changes_30d: int = 0  # our fee changes seen in the snapshots, last 30 days
     balance_trend_msat_per_day: float = 0.0  # local balance drift (negative: draining)
+    # What measuring our own changes taught (engine/impact.py): a fee change of ours on this
+    # channel still waits for its verdict, and the lowest fee a raise to which was measured
+    # to hurt earnings lately (it was rolled back).
+    measuring: bool = False
+    hurt_raise_ppm: int | None = None
 
     def window(self, days: int) -> FlowWindow:
         return self.windows.get(days) or FlowWindow(days)

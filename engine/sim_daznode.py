@@ -8,19 +8,39 @@ riding along), are clipped to the bounds and one step, and go through the valida
 check (cooldown, gossip budget). Rebalance plans are paid within the bounds' rebalance
 limits. Close recommendations are not simulated: a close changes the node for months and
 the what-if horizon is weeks.
+
+Like auto mode, the policy measures each fee change it applied once its evaluation window
+has passed (engine/impact.py: the channel's earnings against its week before, adjusted by
+the untouched channels) and rolls back on its own what hurt. The engine then learns from it:
+a channel whose change is still being measured is not raised again, and a raise that hurt is
+not repeated for `HURT_MEMORY_DAYS`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from .changes import PolicyChange, proposed_policy
 from .decide import evaluate_node
+from .impact import ChannelFlow, ImpactInput, ImpactSettings, evaluate_impact, sum_flows
 from .metrics import ChannelMetrics, NetworkContext
+from .node_source import RoutingPolicy
 from .profiles import Profile
 from .rules import Rule
-from .sim_policy import FeeSetting, PolicyActions, PolicyFactory, RebalanceOrder
+from .sim_policy import FeeSetting, FlowLookup, PolicyActions, PolicyFactory, RebalanceOrder
 from .validate import Bounds, UpdateLog, clip_to_bounds, validate_batch
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # the execution settings' default
+HURT_MEMORY_DAYS = 14
+DAY = 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    channel_id: str
+    at: int
+    before: RoutingPolicy
+    after: RoutingPolicy
 
 
 class DaznodePolicy:
@@ -39,11 +59,26 @@ class DaznodePolicy:
         self.min_confidence = min_confidence
         self.name = f"Daznode {profile.name}"
         self.log = UpdateLog(())
+        self.impact = ImpactSettings()
+        self.flows: FlowLookup | None = None
+        self.applied: list[Applied] = []  # waiting for their verdict
+        self.touched: dict[str, list[int]] = {}  # channel -> times of our updates
+        self.hurt: dict[str, tuple[int, int]] = {}  # channel -> (fee that hurt, until)
+        self.rollbacks = 0
+
+    def attach_flows(self, lookup: FlowLookup) -> None:
+        self.flows = lookup
 
     def decide(
         self, channels: list[ChannelMetrics], net: NetworkContext, now: int
     ) -> PolicyActions:
         actions = PolicyActions()
+        for cid, before in self._measure(channels, now).items():
+            actions.fees[cid] = FeeSetting(
+                before.fee_rate_ppm, before.base_fee_msat, before.htlc_max_msat
+            )
+            self._touch(cid, now)
+        channels = [self._with_lessons(c, now) for c in channels]
         by_id = {c.channel_id: c for c in channels}
         changes: list[PolicyChange] = []
         for rec in evaluate_node(channels, net, self.profile, self.rules):
@@ -51,7 +86,7 @@ class DaznodePolicy:
             if rec.confidence < self.min_confidence or ch.local_policy is None:
                 continue
             after = proposed_policy(rec, ch.local_policy)
-            if after is not None:
+            if after is not None and ch.channel_id not in actions.fees:
                 change = PolicyChange(f"sim-{ch.channel_id}", ch.channel_id, ch.local_policy, after)
                 change = clip_to_bounds(change, self.bounds)
                 if change.after != change.before:
@@ -74,9 +109,70 @@ class DaznodePolicy:
                 actions.fees[change.channel_id] = FeeSetting(
                     a.fee_rate_ppm, a.base_fee_msat, a.htlc_max_msat
                 )
-                self.log = self.log.with_update(change.channel_id, now)
-        self.log = self.log.pruned(now, max(86400, self.bounds.cooldown_seconds))
+                self._touch(change.channel_id, now)
+                if a.fee_rate_ppm != change.before.fee_rate_ppm:
+                    self.applied.append(Applied(change.channel_id, now, change.before, a))
+        self.log = self.log.pruned(now, max(DAY, self.bounds.cooldown_seconds))
         return actions
+
+    def _touch(self, cid: str, now: int) -> None:
+        self.log = self.log.with_update(cid, now)
+        self.touched.setdefault(cid, []).append(now)
+
+    def _with_lessons(self, ch: ChannelMetrics, now: int) -> ChannelMetrics:
+        hurt = self.hurt.get(ch.channel_id)
+        return replace(
+            ch,
+            measuring=any(a.channel_id == ch.channel_id for a in self.applied),
+            hurt_raise_ppm=hurt[0] if hurt and hurt[1] > now else None,
+        )
+
+    def _measure(self, channels: list[ChannelMetrics], now: int) -> dict[str, RoutingPolicy]:
+        """Judge the changes whose evaluation window has passed; the ones that hurt go back
+        to their policy before (when nothing changed the channel since)."""
+        if self.flows is None:
+            return {}
+        window, baseline = self.impact.evaluation_hours * 3600, self.impact.baseline_days * DAY
+        current = {c.channel_id: c.local_policy for c in channels}
+        due = [a for a in self.applied if now - a.at >= window]
+        self.applied = [a for a in self.applied if now - a.at < window]
+        rollbacks: dict[str, RoutingPolicy] = {}
+        for a in due:
+            start, end = a.at - baseline, a.at + window
+            controls = [
+                cid
+                for cid in current
+                if cid != a.channel_id
+                and not any(start <= t <= end for t in self.touched.get(cid, ()))
+            ]
+            verdict = evaluate_impact(
+                ImpactInput(
+                    baseline=self.flows(a.channel_id, start, a.at),
+                    evaluation=self.flows(a.channel_id, a.at, end),
+                    fee_before_ppm=a.before.fee_rate_ppm,
+                    fee_after_ppm=a.after.fee_rate_ppm,
+                    control_baseline=self._sum(controls, start, a.at),
+                    control_evaluation=self._sum(controls, a.at, end),
+                ),
+                self.impact,
+            )
+            if not verdict.rollback:
+                continue
+            if a.after.fee_rate_ppm > a.before.fee_rate_ppm:
+                fee = a.after.fee_rate_ppm
+                earlier = self.hurt.get(a.channel_id)
+                if earlier and earlier[1] > now:
+                    fee = min(fee, earlier[0])
+                self.hurt[a.channel_id] = (fee, now + HURT_MEMORY_DAYS * DAY)
+            if current.get(a.channel_id) == a.after:  # still in place: roll it back
+                rollbacks[a.channel_id] = a.before
+                self.rollbacks += 1
+        return rollbacks
+
+    def _sum(self, channel_ids: list[str], start: int, end: int) -> ChannelFlow:
+        assert self.flows is not None
+        flows = [self.flows(cid, start, end) for cid in channel_ids]
+        return sum_flows(flows) if flows else ChannelFlow(seconds=end - start)
 
 
 def daznode_factory(

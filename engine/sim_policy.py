@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .impact import ChannelFlow
 from .metrics import ChannelMetrics, NetworkContext
 
 
@@ -53,6 +54,11 @@ class SimPolicy(Protocol):
 
 
 PolicyFactory = Callable[[], SimPolicy]  # a fresh, independent instance per simulation run
+
+# A policy that measures its own changes may define `attach_flows(lookup)`: the simulator then
+# hands it lookup(channel_id, start, end) -> ChannelFlow, the channel's outbound forwards
+# between two epoch times (hour resolution), as the shell reads them from the forward log.
+FlowLookup = Callable[[str, int, int], ChannelFlow]
 
 
 class KeepFees:

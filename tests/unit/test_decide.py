@@ -27,6 +27,7 @@ from engine.decide import (
     Decision,
     composite_score,
     days_to_empty,
+    demand_falling,
     evaluate_channel,
     evaluate_node,
     fee_target,
@@ -242,11 +243,35 @@ def test_draining_channel_gets_the_fast_raise():
     assert rec.suggested.fee_ppm == 300
     assert any("empty in 1.5 days" in r for r in rec.reasons)
     # the same channel draining at 3 days (no drift): the normal step, ceil(150 x 1.25) = 188
-    slow = replace(ch, balance_trend_msat_per_day=0.0)
+    day = FlowWindow(1, forwards_out=1, volume_out_msat=100_000_000)  # demand holds
+    slow = replace(ch, balance_trend_msat_per_day=0.0, windows={1: day, 7: week})
     rec = evaluate_channel(slow, n, BALANCED)
     assert rec.decision is Decision.INCREASE_FEES
     assert rec.suggested.fee_ppm == 188
     assert not any("draining" in r for r in rec.reasons)
+
+
+def test_no_raise_while_demand_falls_unless_draining():
+    week = FlowWindow(7, forwards_out=14, volume_out_msat=140_000_000)  # 15 days to empty
+    quiet_day = FlowWindow(1, forwards_out=0)
+    ch = chan(local_sat=300_000, fee_ppm=150, windows=(week, quiet_day))
+    n = network({P1: 200})
+    rec = evaluate_channel(ch, n, BALANCED)
+    # 0 forwards in the last day against 2 a day this week: the last raise may have priced us out
+    assert rec.decision is Decision.NO_ACTION and rec.suggested.fee_ppm == 150
+    assert any("no raise while demand falls" in r for r in rec.reasons)
+    # A week at less than half the month's pace says the same.
+    month = FlowWindow(30, forwards_out=120, volume_out_msat=1_200_000_000)
+    slow_week = FlowWindow(7, forwards_out=10, volume_out_msat=100_000_000)
+    day = FlowWindow(1, forwards_out=2, volume_out_msat=20_000_000)
+    ch = chan(local_sat=300_000, fee_ppm=150, windows=(day, slow_week, month))
+    assert demand_falling(ch).startswith("10 forwards out this week against 28.0 a week")
+    # Draining fast wins: scarce liquidity must get dearer whatever the demand did.
+    draining = replace(
+        chan(local_sat=300_000, fee_ppm=150, windows=(week, quiet_day)),
+        balance_trend_msat_per_day=-200_000_000,
+    )
+    assert evaluate_channel(draining, n, BALANCED).decision is Decision.INCREASE_FEES
 
 
 IDLE_WEEK = FlowWindow(7, forwards_in=3, volume_in_msat=30_000_000)
