@@ -1649,3 +1649,34 @@ async def forward_history(node_pubkey: str, since: int, limit: int = 200_000) ->
         "first_ts": int(rows[0]["ts"]) if rows else 0,
         "median_amount_msat": amounts[len(amounts) // 2] if amounts else 0,
     }
+
+
+async def engine_lessons(now: int, window: int, memory: int) -> tuple[set[str], dict[str, int]]:
+    """What measuring our changes taught, per channel: a change applied within the last
+    `window` seconds still waits for its verdict; and the lowest fee a raise to which was
+    measured to hurt (and rolled back) within the last `memory` seconds."""
+    measuring = {
+        r["channel_id"]
+        for r in await db.fetchall(
+            """
+            SELECT i.channel_id FROM daznode.batch_items i
+            LEFT JOIN daznode.impact m ON m.batch_id = i.batch_id AND m.change_id = i.change_id
+            WHERE i.status = 'APPLIED' AND i.updated_at > :since AND m.batch_id IS NULL
+            """,
+            {"since": now - window},
+        )
+    }
+    hurt: dict[str, int] = {}
+    for r in await db.fetchall(
+        """
+        SELECT i.channel_id, i.before_policy, i.after_policy FROM daznode.impact m
+        JOIN daznode.batch_items i ON i.batch_id = m.batch_id AND i.change_id = m.change_id
+        WHERE m.outcome = 'hurt' AND m.rolled_back = 1 AND m.evaluated_at >= :since
+        """,
+        {"since": now - memory},
+    ):
+        before = json.loads(r["before_policy"])["fee_rate_ppm"]
+        after = json.loads(r["after_policy"])["fee_rate_ppm"]
+        if after > before:
+            hurt[r["channel_id"]] = min(after, hurt.get(r["channel_id"], after))
+    return measuring, hurt

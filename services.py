@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,9 @@ from .engine.node_source import (
 )
 from .engine.profiles import BUILTIN, Profile, ProfileError, profile_from_dict
 from .engine.rules import Rule, RuleError, parse_rules
+from .engine.sim_daznode import HURT_MEMORY_DAYS
 from .engine.sources.simulated import SimConfig, SimulatedNode
+from .execution import load_execution_settings
 from .graph_service import network_context
 from .models import BackendOut, DaznodeSettings
 
@@ -224,6 +226,18 @@ async def load_rules() -> list[Rule]:
         return []
 
 
+async def with_lessons(metrics: list[ChannelMetrics], now: int) -> list[ChannelMetrics]:
+    """Add what measuring our applied changes taught (the engine holds raises on them)."""
+    impact = (await load_execution_settings()).impact
+    measuring, hurt = await crud.engine_lessons(
+        now, impact.evaluation_hours * 3600, HURT_MEMORY_DAYS * 86400
+    )
+    return [
+        replace(m, measuring=m.channel_id in measuring, hurt_raise_ppm=hurt.get(m.channel_id))
+        for m in metrics
+    ]
+
+
 async def evaluate(now: int) -> tuple[list[Recommendation], Profile, NetworkContext]:
     """Every open channel through the engine, in a worker thread (CPU-bound)."""
     state = await crud.get_monitor_state()
@@ -233,6 +247,7 @@ async def evaluate(now: int) -> tuple[list[Recommendation], Profile, NetworkCont
     stats = {d: await crud.forward_stats_by_channel(pubkey, now - d * 86400) for d in WINDOWS}
     signals = await crud.channel_signals(now - 7 * 86400, now - 30 * 86400)
     metrics = build_metrics(rows, stats, signals, height, now)
+    metrics = await with_lessons(metrics, now)
     profile, rules, net = await load_profile(), await load_rules(), network_context()
     recs = await asyncio.to_thread(evaluate_node, metrics, net, profile, rules)
     return recs, profile, net
