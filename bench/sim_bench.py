@@ -1,0 +1,223 @@
+"""Decision quality and simulator speed on the mainnet snapshot: `make bench`.
+
+Two placements of our node, taken from the real graph with their real peers: a mid-size
+router (about 50 channels) and a small node (about 8). Every channel starts at the network
+median fee with a random balance (20-80 % local, drawn from the seed); each seed draws its
+own payments. Every policy replays the same payments (engine/flow_sim.py). Reported per
+policy: mean and spread of net profit over the seeds, volume, success rate, policy updates;
+and the goal of issue 7: Daznode balanced >= 1.2 x the best baseline's mean net profit, and
+never below static fees on any seed.
+
+`run() -> list[str]` returns markdown for docs/BENCHMARKS.md (bench/run.py calls it);
+`python bench/sim_bench.py [--seeds 5]` prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from engine.flow_sim import Scenario, SimChannel  # noqa: E402
+from engine.graph_io import load_graph  # noqa: E402
+from engine.graph_summary import summarize  # noqa: E402
+from engine.node_source import NetworkGraph  # noqa: E402
+from engine.sim_worker import run_simulation  # noqa: E402
+from engine.worker_process import peak_rss_mb  # noqa: E402
+
+SNAPSHOT = REPO.parent / "shared" / "data" / "ln-graph-2026-02-03"
+SEEDS = (1, 2, 3, 4, 5)
+DAYS = 30
+BASELINES = ("static", "chargelnd", "lndg", "clboss")
+PROFILES = ("balanced", "conservative", "aggressive")
+PLACEMENTS = {"mid-size router": (45, 55), "small node": (6, 10)}
+
+
+def _specs() -> list[dict]:
+    from engine.profiles import BUILTIN
+
+    return [{"key": k} for k in BASELINES] + [
+        {"key": "daznode", "profile": BUILTIN[p].to_dict()} for p in PROFILES
+    ]
+
+
+def pick_node(graph: NetworkGraph, channels: tuple[int, int]) -> str:
+    """A node with that many channels, all enabled both ways, the one of median capacity
+    among them: an ordinary node of its size, chosen the same way every time."""
+    count: dict[str, int] = {}
+    capacity: dict[str, int] = {}
+    complete: dict[str, bool] = {}
+    def usable(p) -> bool:
+        return p is not None and not p.disabled and p.htlc_max_msat > 0
+
+    for e in graph.edges:
+        ok = usable(e.node1_policy) and usable(e.node2_policy)
+        for node in (e.node1, e.node2):
+            count[node] = count.get(node, 0) + 1
+            capacity[node] = capacity.get(node, 0) + e.capacity_sat
+            complete[node] = complete.get(node, True) and ok
+    lo, hi = channels
+    fits = sorted((capacity[n], n) for n, c in count.items() if lo <= c <= hi and complete[n])
+    return fits[len(fits) // 2][1]
+
+
+def placement(graph: NetworkGraph, node: str, seed: int) -> tuple[SimChannel, ...]:
+    """The node's real channels and peers; our fees at the network median, balances drawn."""
+    net = summarize(graph, node)
+    rng = random.Random(seed)
+    out = []
+    for e in sorted(graph.edges, key=lambda e: e.channel_id):
+        if node not in (e.node1, e.node2) or e.node1 == e.node2:
+            continue
+        ours, theirs = (e.node1_policy, e.node2_policy)
+        peer = e.node2
+        if e.node2 == node:
+            ours, theirs, peer = e.node2_policy, e.node1_policy, e.node1
+        if ours is None:
+            continue
+        ours = replace(
+            ours,
+            fee_rate_ppm=net.median_fee_ppm,
+            base_fee_msat=0,
+            disabled=False,
+            htlc_max_msat=e.capacity_sat * 990,  # 99 % of the capacity, as nodes default to
+        )
+        local = int(e.capacity_sat * 1000 * rng.uniform(0.2, 0.8))
+        out.append(SimChannel(e.channel_id, peer, e.capacity_sat, local, ours, theirs, 365.0))
+    return tuple(out)
+
+
+def _alias(graph: NetworkGraph, node: str) -> str:
+    return next((n.alias for n in graph.nodes if n.pubkey == node), "") or node[:12]
+
+
+def measure(graph: NetworkGraph, seeds: tuple[int, ...], processes: int = 2) -> dict:
+    specs = _specs()
+    out: dict = {"placements": {}, "timings": []}
+    for label, size in PLACEMENTS.items():
+        node = pick_node(graph, size)
+        runs = []
+        for seed in seeds:
+            scenario = Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed)
+            started = time.perf_counter()
+            result = run_simulation(graph, scenario, specs, processes)
+            seconds = time.perf_counter() - started
+            runs.append(result)
+            out["timings"].append((label, len(scenario.channels), seconds))
+            print(f"{label} seed {seed}: {seconds:.0f} s", file=sys.stderr, flush=True)
+        out["placements"][label] = {
+            "node": node,
+            "alias": _alias(graph, node),
+            "channels": len(runs[0]["results"][0]["channels"]),
+            "runs": runs,
+        }
+    return out
+
+
+def _speed(graph: NetworkGraph) -> dict:
+    """One policy, then all seven on two processes: 30 days, the mid-size router."""
+    node = pick_node(graph, PLACEMENTS["mid-size router"])
+    scenario = Scenario(node, placement(graph, node, 1), days=DAYS, seed=1)
+    started = time.perf_counter()
+    one = run_simulation(graph, scenario, _specs()[4:5], 1)
+    single = time.perf_counter() - started
+    return {"single": single, "channels": len(scenario.channels), "stats": one["stats"]}
+
+
+def _table(placement: dict) -> tuple[list[str], dict[str, list[int]]]:
+    runs = placement["runs"]
+    keys = [r["key"] for r in runs[0]["results"]]
+    names = {r["key"]: r["name"] for r in runs[0]["results"]}
+    profit = {k: [] for k in keys}
+    rows = []
+    for k in keys:
+        per_seed = [next(r for r in run["results"] if r["key"] == k) for run in runs]
+        profit[k] = [p["net_profit_sat"] for p in per_seed]
+        mean = statistics.mean(profit[k])
+        spread = statistics.stdev(profit[k]) if len(profit[k]) > 1 else 0.0
+        volume = statistics.mean(p["volume_sat"] for p in per_seed)
+        rates = [p["success_rate"] for p in per_seed if p["success_rate"] is not None]
+        updates = statistics.mean(p["policy_updates"] for p in per_seed)
+        rebal = statistics.mean(p["rebalance_cost_sat"] for p in per_seed)
+        rows.append(
+            f"| {names[k]} | {mean:,.0f} | {spread:,.0f} | {min(profit[k]):,} / "
+            f"{max(profit[k]):,} | {rebal:,.0f} | {volume / 1e6:,.1f} M | "
+            f"{statistics.mean(rates) * 100 if rates else 0:.1f} % | {updates:,.0f} |"
+        )
+    return rows, profit
+
+
+def _goal(profit: dict[str, list[int]]) -> str:
+    balanced = profit["daznode:balanced"]
+    best_key = max(BASELINES, key=lambda k: statistics.mean(profit[k]))
+    best = statistics.mean(profit[best_key])
+    ratio = statistics.mean(balanced) / best if best > 0 else float("inf")
+    never_below = all(b >= s for b, s in zip(balanced, profit["static"], strict=True))
+    worst = min(b - s for b, s in zip(balanced, profit["static"], strict=True))
+    return (
+        f"Daznode balanced vs the best baseline ({best_key}): **{(ratio - 1) * 100:+.0f} %** "
+        f"mean net profit (goal +20 %: {'met' if ratio >= 1.2 else 'NOT met'}); never below "
+        f"static fees on any seed: **{'yes' if never_below else 'no'}** (smallest margin "
+        f"{worst:+,} sat)."
+    )
+
+
+def run(seeds: tuple[int, ...] = SEEDS) -> list[str]:
+    graph = load_graph(SNAPSHOT)
+    speed = _speed(graph)
+    data = measure(graph, seeds)
+    lines = [
+        "## What-if simulator: decision quality (mainnet snapshot 2026-02-03)",
+        "",
+        f"{len(seeds)} seeds x {len(PLACEMENTS)} placements, {DAYS} simulated days after a "
+        "7-day warm-up, the same payments for every policy (docs/SIMULATION.md). Net profit = "
+        "fees earned - rebalancing cost, in sat; spread = standard deviation over the seeds.",
+        "",
+    ]
+    for label, placement_data in data["placements"].items():
+        rows, profit = _table(placement_data)
+        runs = placement_data["runs"]
+        demand = runs[0]["demand"]["payments_per_day"]
+        lines += [
+            f"### {label}: {placement_data['alias']} ({placement_data['channels']} channels)",
+            "",
+            f"Node `{placement_data['node']}`; {demand:,} payments per day drawn, of which "
+            f"{runs[0]['stats']['payments_kept'] / runs[0]['stats']['payments_drawn']:.0%} "
+            "could reach us.",
+            "",
+            "| Policy | Net profit, mean | Spread | Min / max | Rebalancing | Volume | "
+            "Success | Updates |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            _goal(profit),
+            "",
+        ]
+    mid = [t for t in data["timings"] if t[0] == "mid-size router"]
+    lines += [
+        "### Simulator speed",
+        "",
+        "| What | Time | Target |",
+        "|---|---:|---|",
+        f"| 30 days, {speed['channels']} channels, full mainnet graph, one policy "
+        f"(prepare + run) | {speed['single']:.0f} s | < 120 s |",
+        f"| The same with all {len(_specs())} policies side by side, 2 processes | "
+        f"{statistics.median(t[2] for t in mid):.0f} s (median of {len(mid)} seeds) | |",
+        f"| Peak memory of the benchmark and its workers | {peak_rss_mb():,.0f} MB | |",
+        "",
+    ]
+    return lines
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=len(SEEDS))
+    args = parser.parse_args()
+    print("\n".join(run(tuple(range(1, args.seeds + 1)))))
