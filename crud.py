@@ -1651,10 +1651,10 @@ async def forward_history(node_pubkey: str, since: int, limit: int = 200_000) ->
     }
 
 
-async def engine_lessons(now: int, window: int, memory: int) -> tuple[set[str], dict[str, int]]:
-    """What measuring our changes taught, per channel: a change applied within the last
-    `window` seconds still waits for its verdict; and the lowest fee a raise to which was
-    measured to hurt (and rolled back) within the last `memory` seconds."""
+async def engine_lessons(now: int, window: int, memory: int) -> tuple[set[str], list[dict]]:
+    """What measuring our changes taught: the channels with a change applied within the last
+    `window` seconds and no verdict yet, and the verdicts of the last `memory` seconds with
+    the fees before and after each change."""
     measuring = {
         r["channel_id"]
         for r in await db.fetchall(
@@ -1666,17 +1666,25 @@ async def engine_lessons(now: int, window: int, memory: int) -> tuple[set[str], 
             {"since": now - window},
         )
     }
-    hurt: dict[str, int] = {}
-    for r in await db.fetchall(
+    rows = await db.fetchall(
         """
-        SELECT i.channel_id, i.before_policy, i.after_policy FROM daznode.impact m
+        SELECT m.channel_id, m.evaluated_at, m.outcome, m.verdict, i.before_policy,
+               i.after_policy
+        FROM daznode.impact m
         JOIN daznode.batch_items i ON i.batch_id = m.batch_id AND i.change_id = m.change_id
-        WHERE m.outcome = 'hurt' AND m.rolled_back = 1 AND m.evaluated_at >= :since
+        WHERE m.evaluated_at >= :since
         """,
         {"since": now - memory},
-    ):
-        before = json.loads(r["before_policy"])["fee_rate_ppm"]
-        after = json.loads(r["after_policy"])["fee_rate_ppm"]
-        if after > before:
-            hurt[r["channel_id"]] = min(after, hurt.get(r["channel_id"], after))
-    return measuring, hurt
+    )
+    verdicts = [
+        {
+            "channel_id": r["channel_id"],
+            "evaluated_at": int(r["evaluated_at"]),
+            "outcome": r["outcome"],
+            "adjusted_change": json.loads(r["verdict"]).get("adjusted_change"),
+            "fee_before_ppm": json.loads(r["before_policy"])["fee_rate_ppm"],
+            "fee_after_ppm": json.loads(r["after_policy"])["fee_rate_ppm"],
+        }
+        for r in rows
+    ]
+    return measuring, verdicts

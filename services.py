@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from loguru import logger
 from . import crud
 from .engine.decide import Recommendation, evaluate_node
 from .engine.graph_io import GraphFormatError, load_graph
+from .engine.lessons import LESSON_DAYS, Lesson
+from .engine.lessons import with_lessons as engine_with_lessons
 from .engine.metrics import WINDOWS, ChannelMetrics, FlowWindow, NetworkContext
 from .engine.network_gen import generate_network
 from .engine.node_source import (
@@ -27,7 +29,6 @@ from .engine.node_source import (
 )
 from .engine.profiles import BUILTIN, Profile, ProfileError, profile_from_dict
 from .engine.rules import Rule, RuleError, parse_rules
-from .engine.sim_daznode import HURT_MEMORY_DAYS
 from .engine.sources.simulated import SimConfig, SimulatedNode
 from .execution import load_execution_settings
 from .graph_service import network_context
@@ -227,15 +228,23 @@ async def load_rules() -> list[Rule]:
 
 
 async def with_lessons(metrics: list[ChannelMetrics], now: int) -> list[ChannelMetrics]:
-    """Add what measuring our applied changes taught (the engine holds raises on them)."""
+    """Add what measuring our applied changes taught (engine/lessons.py)."""
     impact = (await load_execution_settings()).impact
-    measuring, hurt = await crud.engine_lessons(
-        now, impact.evaluation_hours * 3600, HURT_MEMORY_DAYS * 86400
+    measuring, verdicts = await crud.engine_lessons(
+        now, impact.evaluation_hours * 3600, LESSON_DAYS * 86400
     )
-    return [
-        replace(m, measuring=m.channel_id in measuring, hurt_raise_ppm=hurt.get(m.channel_id))
-        for m in metrics
+    lessons = [
+        Lesson(
+            v["channel_id"],
+            v["fee_before_ppm"],
+            v["fee_after_ppm"],
+            v["adjusted_change"],
+            v["outcome"],
+            v["evaluated_at"],
+        )
+        for v in verdicts
     ]
+    return engine_with_lessons(metrics, measuring, lessons, now)
 
 
 async def evaluate(now: int) -> tuple[list[Recommendation], Profile, NetworkContext]:

@@ -156,11 +156,8 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
     flow_mod = 1 + 0.5 * max(-1.0, min(1.0, net_flow))
     target = reference * balance_mod * flow_mod
     # Demand anchor: a price that sells the liquidity we want to sell is not cut below itself.
-    # A saturated channel that inflow keeps refilling is selling too: a cut there only sells
-    # the same liquidity cheaper.
     current = [c.fee_ppm for c in group if c.fee_ppm is not None]
-    refilled = week.volume_in_msat * 2 >= week.volume_out_msat
-    earning = week.forwards_out >= 5 and (ratio <= p.high_ratio or refilled)
+    earning = week.forwards_out >= 5 and ratio <= p.high_ratio
     if current and earning and target < min(current):
         target = float(min(current))
         reasons.append(f"{week.forwards_out} forwards out this week at the current fee: kept")
@@ -234,6 +231,50 @@ def _raise_held(ch: ChannelMetrics) -> str:
     return demand_falling(ch)
 
 
+def _measured_step(
+    ch: ChannelMetrics, t: FeeTarget, p: Profile
+) -> tuple[Decision, int, list[str]] | None:
+    """Hill-climb on measured earnings: after a change that earned less than the untouched
+    channels predicted, step back to the fee before; after one that earned at least that
+    much, one more step the same way (never into a price measured to earn less, never a
+    raise while demand falls or a cut of a depleted channel). None: the model decides."""
+    m, current = ch.last_measured, ch.fee_ppm
+    if m is None or current is None or current != m.fee_after_ppm or ch.measuring:
+        return None
+    if m.fee_after_ppm == m.fee_before_ppm:
+        return None
+    raised = m.fee_after_ppm > m.fee_before_ppm
+    change = f"{m.fee_before_ppm} -> {m.fee_after_ppm} ppm"
+    if m.adjusted_change < 0:
+        back = min(p.max_fee_ppm, max(p.min_fee_ppm, m.fee_before_ppm))
+        if raised and back < current:
+            why = f"measured: the raise {change} earned {-m.adjusted_change:.0%} less: back"
+            return Decision.DECREASE_FEES, back, [why]
+        if not raised and back > current and ch.local_ratio >= p.low_ratio:
+            why = f"measured: the cut {change} earned {-m.adjusted_change:.0%} less: back"
+            return Decision.INCREASE_FEES, back, [why]
+        return None
+    gain = f"earned {m.adjusted_change:+.0%} against the untouched channels"
+    if raised:
+        if demand_falling(ch) or _unsold(ch, p):
+            return None
+        new = min(p.max_fee_ppm, math.ceil(current * (1 + p.max_step_up)))
+        new = max(new, current + max(1, p.min_fee_delta_ppm))
+        if ch.raise_ceiling_ppm is not None:
+            new = min(new, ch.raise_ceiling_ppm - 1)
+        if new - current < max(1, p.min_fee_delta_ppm) or new > p.max_fee_ppm:
+            return None
+        return Decision.INCREASE_FEES, new, [f"measured: the raise {change} {gain}: one more step"]
+    if ch.local_ratio < p.low_ratio:
+        return None
+    new = max(p.min_fee_ppm, t.floor_ppm, math.floor(current * (1 - p.max_step_down)))
+    if ch.cut_floor_ppm is not None:
+        new = max(new, ch.cut_floor_ppm + 1)
+    if current - new < max(1, p.min_fee_delta_ppm):
+        return None
+    return Decision.DECREASE_FEES, new, [f"measured: the cut {change} {gain}: one more step"]
+
+
 def _fee_step(
     ch: ChannelMetrics, t: FeeTarget, p: Profile
 ) -> tuple[Decision, int | None, list[str]]:
@@ -267,13 +308,14 @@ def _fee_step(
         # At least the smallest change worth a gossip update (x (1 + step) leaves 0 ppm at 0).
         least = max(current + max(1, p.min_fee_delta_ppm), p.min_fee_ppm)
         new = min(t.target_ppm, max(least, math.ceil(current * (1 + step))))
-        if ch.hurt_raise_ppm is not None and not urgent and new >= ch.hurt_raise_ppm:
-            new = ch.hurt_raise_ppm - 1  # below the price that was measured to lose earnings
+        ceiling = ch.raise_ceiling_ppm
+        if ceiling is not None and not urgent and new >= ceiling:
+            new = ceiling - 1  # below the price that was measured to earn less
             if new - current < max(1, p.min_fee_delta_ppm):
                 return (
                     Decision.NO_ACTION,
                     current,
-                    [f"a raise to {ch.hurt_raise_ppm} ppm was measured to lose earnings: kept"],
+                    [f"a raise to {ceiling} ppm was measured to earn less: kept"],
                 )
         why = [f"raise {current} -> {new} ppm towards {t.target_ppm} ppm"]
         if draining:
@@ -281,13 +323,23 @@ def _fee_step(
         elif depleted_failing:
             why.append("depleted and failing forwards for lack of balance: fast raise")
         return Decision.INCREASE_FEES, new, why
-    if ch.measuring and not _unsold(ch, p):
+    unsold = _unsold(ch, p)
+    if ch.measuring and not unsold:
         return (
             Decision.NO_ACTION,
             current,
             ["our last fee change here is still being measured: one step at a time"],
         )
     new = max(t.target_ppm, t.floor_ppm, math.floor(current * (1 - p.max_step_down)))
+    floor = ch.cut_floor_ppm
+    if floor is not None and not unsold and new <= floor:
+        new = floor + 1  # above the price that was measured to earn less
+        if current - new < max(1, p.min_fee_delta_ppm):
+            return (
+                Decision.NO_ACTION,
+                current,
+                [f"a cut to {floor} ppm was measured to earn less: kept"],
+            )
     new = min(new, p.max_fee_ppm)  # the admin's maximum wins over a refill cost above it
     if new >= current:
         return Decision.NO_ACTION, current, [f"already at the refill-cost floor {t.floor_ppm} ppm"]
@@ -436,7 +488,8 @@ def evaluate_channel(
             ],
             Suggestion(close=close, target_fee_ppm=target.target_ppm),
         )
-    decision, fee, fee_reasons = _fee_step(ch, target, p)
+    measured = _measured_step(ch, target, p)
+    decision, fee, fee_reasons = measured or _fee_step(ch, target, p)
     reasons += fee_reasons
     plan, why = _rebalance_plan(ch, fee or target.target_ppm, net, p, rebalance_source)
     if why:
@@ -446,6 +499,8 @@ def evaluate_channel(
         signal = min(1.0, plan.max_fee_ppm / max(1, plan.estimated_cost_ppm) - 1)
     elif decision is Decision.NO_ACTION or ch.fee_ppm is None:
         signal = 1.0 if ch.fee_ppm is not None else 0.2
+    elif measured is not None:
+        signal = 1.0  # what the node's own earnings said, not a model's guess
     elif decision is Decision.DECREASE_FEES and _unsold(ch, p):
         signal = 1.0  # nothing sold in a week: the target is capped at one step, the case is not
     else:

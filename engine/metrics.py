@@ -28,6 +28,15 @@ class FlowWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class MeasuredChange:
+    """Our latest fee change on a channel that has a verdict (engine/impact.py)."""
+
+    fee_before_ppm: int
+    fee_after_ppm: int
+    adjusted_change: float  # earnings after vs what the untouched channels predicted, minus 1
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelMetrics:
     channel_id: str
     peer_id: str
@@ -44,11 +53,13 @@ class ChannelMetrics:
     disconnects_7d: int | None = None  # active -> inactive transitions, last 7 days
     policy_changes_30d: int = 0  # our fee changes seen in the snapshots, last 30 days
     balance_trend_msat_per_day: float = 0.0  # local balance drift (negative: draining)
-    # What measuring our own changes taught (engine/impact.py): a fee change of ours on this
-    # channel still waits for its verdict, and the lowest fee a raise to which was measured
-    # to hurt earnings lately (it was rolled back).
+    # What measuring our own changes taught (engine/lessons.py): a fee change of ours here
+    # still waits for its verdict; raises stay below a fee a raise to which earned less
+    # lately, cuts above a fee a cut to which earned less.
     measuring: bool = False
-    hurt_raise_ppm: int | None = None
+    raise_ceiling_ppm: int | None = None
+    cut_floor_ppm: int | None = None
+    last_measured: MeasuredChange | None = None
 
     def window(self, days: int) -> FlowWindow:
         return self.windows.get(days) or FlowWindow(days)

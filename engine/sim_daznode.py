@@ -11,18 +11,19 @@ the what-if horizon is weeks.
 
 Like auto mode, the policy measures each fee change it applied once its evaluation window
 has passed (engine/impact.py: the channel's earnings against its week before, adjusted by
-the untouched channels) and rolls back on its own what hurt. The engine then learns from it:
-a channel whose change is still being measured is not raised again, and a raise that hurt is
-not repeated for `HURT_MEMORY_DAYS`.
+the untouched channels) and rolls back on its own what hurt. The engine then learns from the
+verdicts (engine/lessons.py): one experiment at a time per channel, and no step again in a
+direction that earned less.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .changes import PolicyChange, proposed_policy
 from .decide import evaluate_node
 from .impact import ChannelFlow, ImpactInput, ImpactSettings, evaluate_impact, sum_flows
+from .lessons import Lesson, with_lessons
 from .metrics import ChannelMetrics, NetworkContext
 from .node_source import RoutingPolicy
 from .profiles import Profile
@@ -31,7 +32,6 @@ from .sim_policy import FeeSetting, FlowLookup, PolicyActions, PolicyFactory, Re
 from .validate import Bounds, UpdateLog, clip_to_bounds, validate_batch
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # the execution settings' default
-HURT_MEMORY_DAYS = 14
 DAY = 86400
 
 
@@ -63,7 +63,7 @@ class DaznodePolicy:
         self.flows: FlowLookup | None = None
         self.applied: list[Applied] = []  # waiting for their verdict
         self.touched: dict[str, list[int]] = {}  # channel -> times of our updates
-        self.hurt: dict[str, tuple[int, int]] = {}  # channel -> (fee that hurt, until)
+        self.lessons: list[Lesson] = []
         self.rollbacks = 0
 
     def attach_flows(self, lookup: FlowLookup) -> None:
@@ -78,7 +78,8 @@ class DaznodePolicy:
                 before.fee_rate_ppm, before.base_fee_msat, before.htlc_max_msat
             )
             self._touch(cid, now)
-        channels = [self._with_lessons(c, now) for c in channels]
+        measuring = {a.channel_id for a in self.applied}
+        channels = with_lessons(channels, measuring, self.lessons, now)
         by_id = {c.channel_id: c for c in channels}
         changes: list[PolicyChange] = []
         for rec in evaluate_node(channels, net, self.profile, self.rules):
@@ -119,14 +120,6 @@ class DaznodePolicy:
         self.log = self.log.with_update(cid, now)
         self.touched.setdefault(cid, []).append(now)
 
-    def _with_lessons(self, ch: ChannelMetrics, now: int) -> ChannelMetrics:
-        hurt = self.hurt.get(ch.channel_id)
-        return replace(
-            ch,
-            measuring=any(a.channel_id == ch.channel_id for a in self.applied),
-            hurt_raise_ppm=hurt[0] if hurt and hurt[1] > now else None,
-        )
-
     def _measure(self, channels: list[ChannelMetrics], now: int) -> dict[str, RoutingPolicy]:
         """Judge the changes whose evaluation window has passed; the ones that hurt go back
         to their policy before (when nothing changed the channel since)."""
@@ -156,15 +149,17 @@ class DaznodePolicy:
                 ),
                 self.impact,
             )
-            if not verdict.rollback:
-                continue
-            if a.after.fee_rate_ppm > a.before.fee_rate_ppm:
-                fee = a.after.fee_rate_ppm
-                earlier = self.hurt.get(a.channel_id)
-                if earlier and earlier[1] > now:
-                    fee = min(fee, earlier[0])
-                self.hurt[a.channel_id] = (fee, now + HURT_MEMORY_DAYS * DAY)
-            if current.get(a.channel_id) == a.after:  # still in place: roll it back
+            self.lessons.append(
+                Lesson(
+                    a.channel_id,
+                    a.before.fee_rate_ppm,
+                    a.after.fee_rate_ppm,
+                    verdict.adjusted_change,
+                    verdict.outcome,
+                    now,
+                )
+            )
+            if verdict.rollback and current.get(a.channel_id) == a.after:  # still in place
                 rollbacks[a.channel_id] = a.before
                 self.rollbacks += 1
         return rollbacks

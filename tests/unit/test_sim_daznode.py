@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from engine.impact import ChannelFlow
+from engine.lessons import LESSON_DAYS
 from engine.metrics import FlowWindow
 from engine.profiles import BUILTIN
-from engine.sim_daznode import HURT_MEMORY_DAYS, Applied, DaznodePolicy
+from engine.sim_daznode import Applied, DaznodePolicy
 from tests.unit.test_decide import P1, chan, network, policy
 
 DAY = 86400
@@ -45,17 +46,17 @@ def test_a_raise_that_hurt_is_rolled_back_and_not_repeated():
     control = chan(local_sat=500_000, fee_ppm=100, channel_id="800000x2x0", peer_id="02" + "2" * 64)
     actions = p.decide([raised_ch, control], network({P1: 1000}), NOW)
     assert actions.fees["800000x1x0"].fee_ppm == 100  # back to the fee before
-    assert p.rollbacks == 1 and p.hurt["800000x1x0"] == (125, NOW + HURT_MEMORY_DAYS * DAY)
+    assert p.rollbacks == 1
+    (lesson,) = p.lessons
+    assert (lesson.fee_before_ppm, lesson.fee_after_ppm, lesson.outcome) == (100, 125, "hurt")
     # Later the engine wants the same raise again (competitors charge 1,000 ppm): capped below
-    # the price that hurt, and after the memory the raise is free again.
+    # the price that earned less, and after the memory the raise is free again.
     later = NOW + DAY
     back = replace(raised_ch, local_policy=policy(100))
-    lesson = p._with_lessons(back, later)
-    assert lesson.hurt_raise_ppm == 125 and not lesson.measuring
     actions = p.decide([back, control], network({P1: 1000}), later)
     fee = actions.fees.get("800000x1x0")
     assert fee is None or fee.fee_ppm < 125
-    assert p._with_lessons(back, NOW + (HURT_MEMORY_DAYS + 1) * DAY).hurt_raise_ppm is None
+    assert p.lessons[0].evaluated_at + LESSON_DAYS * DAY > later  # still remembered
 
 
 def test_a_raise_that_earned_stays_and_the_next_waits_for_its_verdict():
@@ -63,10 +64,10 @@ def test_a_raise_that_earned_stays_and_the_next_waits_for_its_verdict():
     p.attach_flows(Flows(applied.at, {"800000x1x0": (10, 10)}))  # same forwards, 25 % more fee
     ch = chan(local_sat=500_000, fee_ppm=125, windows=(BUSY_WEEK, BUSY_DAY))
     actions = p.decide([ch], network({P1: 1000}), NOW)
-    assert p.rollbacks == 0 and "800000x1x0" not in p.hurt
-    # It was not rolled back; the engine raised again, and that raise is now being measured.
-    assert actions.fees["800000x1x0"].fee_ppm > 125
-    assert p._with_lessons(ch, NOW + 3600).measuring
+    assert p.rollbacks == 0 and p.lessons[0].adjusted_change >= 0
+    # It paid: the engine takes one more step up (25 %), and that raise is now being measured.
+    assert actions.fees["800000x1x0"].fee_ppm == 157
+    assert p.applied[-1].after.fee_rate_ppm == 157
 
 
 def test_without_a_forward_log_nothing_is_judged():
