@@ -1,7 +1,10 @@
 """Benchmarks: `make bench`. Results and the machine go to docs/BENCHMARKS.md.
 
 Measured here (foundation): reading the mainnet snapshot, building the simulated node with its
-14 days of history, and paging its forward log, as the monitor does.
+14 days of history, and paging its forward log, as the monitor does; then the engine's speed,
+the graph analytics (bench/graph_bench.py), the service on a live LNbits with API latency
+under load (bench/service_bench.py), and the what-if simulator's decision quality and speed
+(bench/sim_bench.py).
 """
 
 from __future__ import annotations
@@ -183,8 +186,9 @@ def main() -> None:
     ]
     from bench.graph_bench import run as graph_bench
     from bench.service_bench import run as service_bench
+    from bench.sim_bench import run as sim_bench
 
-    lines += [*graph_bench(), "", *service_bench()]
+    lines += [*graph_bench(), "", *service_bench(), "", *sim_bench()]
     out = REPO / "docs" / "BENCHMARKS.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))

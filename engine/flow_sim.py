@@ -273,6 +273,7 @@ def _calibrate(
     world.scenario = replace(scenario, demand=replace(scenario.demand, payments_per_day=per_day))
     world.stats.update(
         calibration_target_per_day=target,
+        calibration_sample_payments_per_day=scenario.demand.payments_per_day,
         calibration_measured_per_day=measured,
         calibrated_payments_per_day=per_day,
         calibration_capped=per_day != int(wanted),
@@ -765,6 +766,9 @@ class PolicyResult:
         return {
             "key": self.key,
             "name": self.name,
+            "fees_msat": t["fees_msat"],
+            "rebalance_cost_msat": t["rebalance_cost_msat"],
+            "net_profit_msat": self.net_profit_msat,
             "fees_sat": t["fees_msat"] // 1000,
             "rebalance_cost_sat": t["rebalance_cost_msat"] // 1000,
             "net_profit_sat": self.net_profit_msat // 1000,

@@ -231,9 +231,10 @@ def run_simulation(
     else:
         for i, spec in jobs:
             key, factory = policy_factory(spec)
+            name = getattr(factory(), "name", key)  # the phase names the policy, as above
 
-            def step(f: float, _p: str, i: int = i, key: str = key) -> None:
-                progress(0.4 + 0.6 * (i + f) / len(specs), key)
+            def step(f: float, _p: str, i: int = i, name: str = name) -> None:
+                progress(0.4 + 0.6 * (i + f) / len(specs), name)
 
             results[i] = run_policy(world, key, factory, step).to_dict()
     return {

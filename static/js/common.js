@@ -26,8 +26,15 @@ window.daznodeMixin = {
       const text = abs < 90 ? `${abs} s` : abs < 5400 ? `${Math.round(abs / 60)} min` : `${Math.round(abs / 3600)} h`
       return diff >= 0 ? `in ${text}` : `${text} ago`
     },
+    // FastAPI's validation errors come as a list: shown as "days: ensure this value is ...".
     errorText(err) {
       const d = err && err.response && err.response.data
+      if (d && Array.isArray(d.detail)) {
+        return d.detail.map(e => {
+          const where = (e.loc || []).filter(p => p !== 'body').join('.')
+          return (where ? where + ': ' : '') + (e.msg || JSON.stringify(e))
+        }).join('; ')
+      }
       return (d && (d.detail || d.message)) || (err && err.message) || 'Request failed'
     },
     copyText(text) {

@@ -136,7 +136,8 @@ window.app = Vue.createApp({
       if (s.calibrated_payments_per_day !== undefined && s.calibrated_payments_per_day !== null) {
         let text = `Calibrated on the node's history: ${s.calibration_target_per_day} forwards per day at its current fees.`
         if (s.calibration_measured_per_day !== undefined && s.calibration_measured_per_day !== null) {
-          text += ` A first sample at the default demand forwarded ${s.calibration_measured_per_day} per day, so the demand was scaled to ${s.calibrated_payments_per_day.toLocaleString()} payments per day.`
+          const sample = s.calibration_sample_payments_per_day
+          text += ` A sample of ${sample ? sample.toLocaleString() : 'the default'} payments per day forwarded ${s.calibration_measured_per_day} per day, so the demand was scaled to ${s.calibrated_payments_per_day.toLocaleString()} payments per day.`
         }
         if (s.calibration_capped) text += ' That hit the bounds of the demand: the match is not exact.'
         return text
@@ -154,17 +155,6 @@ window.app = Vue.createApp({
   },
   methods: {
     utcMinute,
-    // FastAPI's validation errors come as a list: "days: ensure this value is ...".
-    messageOf(err) {
-      const d = err && err.response && err.response.data && err.response.data.detail
-      if (Array.isArray(d)) {
-        return d.map(e => {
-          const where = (e.loc || []).filter(p => p !== 'body').join('.')
-          return (where ? where + ': ' : '') + (e.msg || JSON.stringify(e))
-        }).join('; ')
-      }
-      return this.errorText(err)
-    },
     rate(v) {
       return v === null || v === undefined ? '—' : (v * 100).toFixed(1) + ' %'
     },
@@ -212,7 +202,7 @@ window.app = Vue.createApp({
         this.form.profiles = this.form.profiles.filter(p => data.profiles.includes(p))
         this.setJob(data.job)
       } catch (err) {
-        this.optionsError = this.messageOf(err)
+        this.optionsError = this.errorText(err)
       }
     },
     setJob(job) {
@@ -260,7 +250,7 @@ window.app = Vue.createApp({
         this.setJob(data.job)
         await this.loadRuns(false)
       } catch (err) {
-        this.formError = this.messageOf(err)
+        this.formError = this.errorText(err)
         if (err.response && err.response.status === 409) await this.pollStatus() // one is going: show it
       } finally {
         this.starting = false
@@ -277,7 +267,7 @@ window.app = Vue.createApp({
           if (done) await this.openRun(done.id)
         }
       } catch (err) {
-        this.runsError = this.messageOf(err)
+        this.runsError = this.errorText(err)
       } finally {
         this.runsLoading = false
       }
@@ -293,7 +283,7 @@ window.app = Vue.createApp({
         const keys = this.results.map(r => r.key)
         if (!keys.includes(this.channelPolicy)) this.channelPolicy = this.bestKey
       } catch (err) {
-        if (mine === runRequest) this.runError = this.messageOf(err)
+        if (mine === runRequest) this.runError = this.errorText(err)
       } finally {
         if (mine === runRequest) this.runLoading = false
       }
@@ -361,7 +351,7 @@ window.app = Vue.createApp({
         this.shadowForm = {enabled: data.enabled, days: data.days}
         this.shadowError = ''
       } catch (err) {
-        this.shadowError = this.messageOf(err)
+        this.shadowError = this.errorText(err)
       }
     },
     async saveShadow() {
@@ -373,7 +363,7 @@ window.app = Vue.createApp({
         if (this.shadow) Object.assign(this.shadow, data)
         Quasar.Notify.create({type: 'positive', message: `Shadow mode ${data.enabled ? 'on' : 'off'}, ${data.days} days ahead`, timeout: 1500})
       } catch (err) {
-        this.shadowError = this.messageOf(err)
+        this.shadowError = this.errorText(err)
       } finally {
         this.shadowSaving = false
       }
@@ -386,7 +376,7 @@ window.app = Vue.createApp({
         this.setJob(data.job)
         await this.loadShadow()
       } catch (err) {
-        this.shadowError = this.messageOf(err)
+        this.shadowError = this.errorText(err)
         if (err.response && err.response.status === 409) await this.pollStatus()
       } finally {
         this.shadowStarting = false

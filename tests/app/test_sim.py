@@ -87,7 +87,8 @@ async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
     assert keys == ["static", "chargelnd", "lndg", "clboss", "daznode:balanced"]
     for policy in result["results"]:
         assert len(policy["daily"]) == 5
-        assert policy["net_profit_sat"] == policy["fees_sat"] - policy["rebalance_cost_sat"]
+        assert policy["net_profit_msat"] == policy["fees_msat"] - policy["rebalance_cost_msat"]
+        assert policy["net_profit_sat"] == policy["net_profit_msat"] // 1000
         assert sum(d["forwarded"] for d in policy["daily"]) == policy["forwards"]
         assert policy["offered"] >= policy["forwards"]
         assert len(policy["channels"]) == request["channels"]
