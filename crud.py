@@ -664,7 +664,11 @@ async def get_doc(doc_id: str) -> Any:
     return json.loads(row["data"]) if row else None
 
 
+_doc_writes = [0]  # this process's document writes: two in the same second still differ
+
+
 async def save_doc(doc_id: str, data: Any, now: int) -> None:
+    _doc_writes[0] += 1
     async with transaction() as tx:
         await tx.run(
             """
@@ -1688,3 +1692,14 @@ async def engine_lessons(now: int, window: int, memory: int) -> tuple[set[str], 
         for r in rows
     ]
     return measuring, verdicts
+
+
+async def doc_versions(doc_ids: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    """When each settings document last changed (and how many this process wrote, for two
+    writes within one second): part of a cache key."""
+    clause, params = bound_list("doc", doc_ids)
+    rows = await db.fetchall(
+        f"SELECT id, updated_at FROM daznode.settings WHERE id IN ({clause}) ORDER BY id",  # noqa: S608
+        params,
+    )
+    return (*((r["id"], int(r["updated_at"])) for r in rows), ("local writes", _doc_writes[0]))

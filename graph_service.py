@@ -57,6 +57,7 @@ class GraphState:
     scores: dict[str, NodeScore] = field(default_factory=dict)
     ranked: list[str] = field(default_factory=list)
     cache: dict[tuple, Any] = field(default_factory=dict)
+    nearby: dict[str, frozenset[str]] = field(default_factory=dict)  # 2-hop sets, per node
 
     @property
     def adjacency(self):
@@ -209,6 +210,7 @@ async def _install(graph: NetworkGraph, scores: list[NodeScore], version: int) -
     _state.scores = {s.pubkey: s for s in scores}
     _state.ranked = [s.pubkey for s in scores]
     _state.cache = {}
+    _state.nearby = {}
 
 
 def score_from_row(row: dict) -> NodeScore:
@@ -259,7 +261,9 @@ async def peer_suggestions(node: str, limit: int = 10) -> list[PeerSuggestion]:
         _cached,
         state,
         ("peers", node, limit),
-        lambda: suggest_peers(node, state.adjacency, state.scores, state.ranked, limit),
+        lambda: suggest_peers(
+            node, state.adjacency, state.scores, state.ranked, limit, nearby=state.nearby
+        ),
     )
 
 
@@ -307,6 +311,11 @@ async def survey_quickly(graph: NetworkGraph, our_pubkey: str, now: int) -> None
 
 def network_context() -> NetworkContext:
     return _context["context"] or NetworkContext()
+
+
+def context_version() -> tuple[str, int, bool]:
+    """Changes whenever network_context() may answer differently."""
+    return (_context["pubkey"], _context["version"], _context["context"] is not None)
 
 
 async def maybe_sync(source: NodeSource, our_pubkey: str, now: int, every_hours: float) -> None:

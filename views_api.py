@@ -27,6 +27,7 @@ from lnbits.decorators import (
 from lnbits.settings import settings as lnbits_settings
 from pydantic import ValidationError
 
+from . import graph_service
 from .actions import ACTION_KINDS, ActionRefused, execute_action, run_rebalance
 from .crud import (
     add_audit,
@@ -37,6 +38,7 @@ from .crud import (
     count_rows,
     create_backup,
     create_change,
+    doc_versions,
     forward_stats_by_channel,
     forwards_page,
     get_backup,
@@ -412,6 +414,13 @@ def _recommendation_out(rec: Recommendation, current: dict[str, int | None]) -> 
     return RecommendationOut.parse_obj(data)
 
 
+# The engine's inputs change with a monitor pass, a profile, rules or execution change, or a
+# new graph: until one of those, every request gets the same evaluation (it costs a few DB
+# queries and the engine, ~100 ms; pages and API clients poll it).
+_EVALUATION_DOCS = ("profile", "rules", "execution", "global")
+_evaluation_cache: dict[str, Any] = {"key": None, "value": None}
+
+
 async def _evaluation() -> tuple[RecommendationsOut, dict[str, RecommendationOut]]:
     state = await get_monitor_state()
     if not state.get("last_success"):
@@ -419,6 +428,18 @@ async def _evaluation() -> tuple[RecommendationsOut, dict[str, RecommendationOut
             HTTPStatus.SERVICE_UNAVAILABLE,
             "The monitor has not read the node yet; see /daznode/api/v1/status.",
         )
+    key = (
+        state.get("last_run"),
+        await doc_versions(_EVALUATION_DOCS),
+        graph_service.context_version(),
+    )
+    if _evaluation_cache["key"] != key:
+        _evaluation_cache["value"] = await _evaluate_now()
+        _evaluation_cache["key"] = key
+    return _evaluation_cache["value"]
+
+
+async def _evaluate_now() -> tuple[RecommendationsOut, dict[str, RecommendationOut]]:
     now = int(time.time())
     recs, profile, net = await evaluate(now)
     current = {

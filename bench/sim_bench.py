@@ -54,6 +54,7 @@ def pick_node(graph: NetworkGraph, channels: tuple[int, int]) -> str:
     count: dict[str, int] = {}
     capacity: dict[str, int] = {}
     complete: dict[str, bool] = {}
+
     def usable(p) -> bool:
         return p is not None and not p.disabled and p.htlc_max_msat > 0
 

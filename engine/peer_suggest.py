@@ -8,7 +8,7 @@ network's, and how reliable its gossip looks. Existing peers are never suggested
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, MutableMapping
 from dataclasses import dataclass
 
 from .node_score import NodeScore, percent_text
@@ -50,9 +50,11 @@ def suggest_peers(
     ranked: list[str],
     limit: int = 10,
     pool: int = 200,
+    nearby: MutableMapping[str, frozenset[str]] | None = None,
 ) -> list[PeerSuggestion]:
     """`ranked`: pubkeys best composite first; the `pool` best non-peers are examined (the
-    rest are unlikely to beat them and cost a 2-hop expansion each)."""
+    rest are unlikely to beat them and cost a 2-hop expansion each). `nearby` memoises those
+    expansions: they depend on the graph only, so the service keeps one per graph version."""
     peers = set(adjacency.get(node, ()))
     reached = within_hops(adjacency, node, HOPS)
     candidates = [
@@ -64,7 +66,11 @@ def suggest_peers(
         and scores[p].channels >= MIN_CANDIDATE_CHANNELS
     ][:pool]
     # After opening node-c, everything within HOPS-1 hops of c is within HOPS hops of node.
-    gains = {c: len(within_hops(adjacency, c, HOPS - 1) - reached) for c in candidates}
+    memo: MutableMapping[str, frozenset[str]] = {} if nearby is None else nearby
+    for c in candidates:
+        if c not in memo:
+            memo[c] = frozenset(within_hops(adjacency, c, HOPS - 1))
+    gains = {c: len(memo[c] - reached) for c in candidates}
     best_gain = max(gains.values(), default=0) or 1
     out = [_suggestion(scores[c], gains[c], best_gain, len(reached)) for c in candidates]
     out.sort(key=lambda s: (-s.score, s.pubkey))

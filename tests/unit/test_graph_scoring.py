@@ -162,6 +162,13 @@ def test_suggestions_exclude_peers_and_prefer_new_reach():
     assert got[0].reach_gain == len(within_hops(adj, key(10), 2) - reached)
     assert got[0].components["reach"] == 100.0
     assert all(0 <= s.confidence <= 1 and s.reasons for s in got)
+    # The 2-hop sets kept between calls (per graph version) give the same answers, for any node.
+    nearby: dict = {}
+    by_key = {s.pubkey: s for s in scores}
+    for node in (key(0), key(20), key(0)):
+        fresh = suggest_peers(node, adj, by_key, ranked, limit=5)
+        assert suggest_peers(node, adj, by_key, ranked, limit=5, nearby=nearby) == fresh
+    assert nearby and all(v == frozenset(within_hops(adj, k, 2)) for k, v in nearby.items())
 
 
 def adj_edges(adj):
