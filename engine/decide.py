@@ -143,8 +143,18 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
     peer = net.peer(group[0].peer_id)
     reasons: list[str] = []
     if peer and peer.competitor_fee_ppm is not None:
-        reference = peer.competitor_fee_ppm
-        reasons.append(f"other channels into this peer charge {reference} ppm (median)")
+        # Senders compare whole routes, not this one hop: a peer whose other channels sell
+        # below the going price of a hop is no reason to sell below it (the simulator showed
+        # the engine giving such channels away where a flat band earned twice as much).
+        reference = max(peer.competitor_fee_ppm, net.median_fee_ppm)
+        reasons.append(
+            f"other channels into this peer charge {peer.competitor_fee_ppm} ppm (median)"
+            + (
+                f", below the network's {net.median_fee_ppm} ppm: that is the reference"
+                if peer.competitor_fee_ppm < net.median_fee_ppm
+                else ""
+            )
+        )
     else:
         reference = net.median_fee_ppm
         reasons.append(f"competitors unknown: reference is the network median {reference} ppm")

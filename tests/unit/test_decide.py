@@ -399,7 +399,7 @@ def test_fee_above_the_profile_maximum_moves_to_it_at_once():
 
 def test_fee_below_the_profile_minimum_moves_to_it_at_once():
     floored = replace(BALANCED, min_fee_ppm=50)
-    n = network({P1: 50})
+    n = network({P1: 50}, median_fee_ppm=50)
     ch = chan(local_sat=500_000, fee_ppm=48, windows=(TWO_WAY_WEEK,))
     # model 50 x 1 x 1 = 50; unreturned 0 -> floor max(50, 0) = 50; target 50
     t = fee_target([ch], n, floored)
@@ -1055,3 +1055,12 @@ def test_one_msat_across_a_ratio_threshold_never_flips(s, threshold, idle):
             c = replace(ch, local_msat=local, remote_msat=total - local)
             seen.add(direction(evaluate_channel(c, n, p), c))
     assert not {1, -1} <= seen, seen
+
+
+def test_competitors_cheaper_than_the_network_are_no_reason_to_sell_cheaper():
+    ch = chan(local_sat=500_000, fee_ppm=100, windows=(TWO_WAY_WEEK,))
+    cheap = fee_target([ch], network({P1: 10}, median_fee_ppm=100), BALANCED)
+    dear = fee_target([ch], network({P1: 400}, median_fee_ppm=100), BALANCED)
+    assert cheap.reference_ppm == 100 and dear.reference_ppm == 400
+    assert "below the network's 100 ppm: that is the reference" in cheap.reasons[0]
+    assert dear.reasons[0] == "other channels into this peer charge 400 ppm (median)"
