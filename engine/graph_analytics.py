@@ -21,7 +21,6 @@ networkx) and is 0 elsewhere; degree is networkx's degree centrality (distinct p
 
 from __future__ import annotations
 
-import heapq
 import math
 import multiprocessing
 import random
@@ -32,7 +31,7 @@ from typing import Any
 
 import networkx as nx
 
-from .node_source import GraphEdge, NetworkGraph, RoutingPolicy
+from .node_source import NetworkGraph
 
 Progress = Callable[[float, str], None]  # (fraction done 0..1, what is running)
 
@@ -48,7 +47,6 @@ DIAMETER_MAX_BFS = 200
 # networkx's default (1e-6 per node) leaves errors of ~4e-5 on mainnet; 1e-9 agrees with
 # igraph's ARPACK to ~3e-8 for 0.3 s more.
 EIGENVECTOR_TOL = 1e-9
-DEFAULT_AMOUNT_MSAT = 100_000_000  # 100k sat: a typical payment for fee-weighted paths
 
 
 class AnalyticsError(RuntimeError):
@@ -82,7 +80,6 @@ class SimpleGraph:
     total_capacity_sat: int
     component: list[int]
     component_sizes: list[int]  # by component id, largest first
-    edges: tuple[GraphEdge, ...] = ()  # the channels with policies, for fee-weighted paths
 
     @property
     def largest(self) -> list[int]:
@@ -96,11 +93,10 @@ class SimpleGraph:
 
 
 def build_graph(graph: NetworkGraph) -> SimpleGraph:
-    """The simple graph of a NetworkGraph; keeps its channels for fee-weighted paths."""
+    """The simple graph of a NetworkGraph."""
     return _assemble(
         ((n.pubkey, n.alias) for n in graph.nodes),
         ((e.node1, e.node2, e.capacity_sat) for e in graph.edges),
-        tuple(graph.edges),
     )
 
 
@@ -111,14 +107,12 @@ def graph_from_compact(
     return _assemble(
         ((str(n[0]), str(n[1]) if len(n) > 1 else "") for n in nodes),
         ((str(e[0]), str(e[1]), int(e[2])) for e in edges),
-        (),
     )
 
 
 def _assemble(
     nodes: Iterable[tuple[str, str]],
     channels: Iterable[tuple[str, str, int]],
-    edges: tuple[GraphEdge, ...],
 ) -> SimpleGraph:
     index: dict[str, int] = {}
     pubkeys: list[str] = []
@@ -169,7 +163,6 @@ def _assemble(
         total_capacity_sat=total_capacity,
         component=component,
         component_sizes=sizes,
-        edges=edges,
     )
 
 
@@ -852,77 +845,3 @@ class _Clock:
         now = time.perf_counter()
         self.seconds[name] = round(now - self.mark, 3)
         self.mark = now
-
-
-# -- fee-weighted paths (what senders' pathfinding weighs) ----------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FeePath:
-    nodes: list[str]  # pubkeys, sender first
-    channels: list[str]  # short channel ids, one per hop
-    fee_msat: int  # what the intermediate nodes charge in total
-
-
-def _usable(policy: RoutingPolicy | None, capacity_sat: int, amount_msat: int) -> bool:
-    if policy is None or policy.disabled or capacity_sat * 1000 < amount_msat:
-        return False
-    # an htlc maximum of 0 means "not announced", not "nothing"
-    within_max = policy.htlc_max_msat == 0 or amount_msat <= policy.htlc_max_msat
-    return within_max and amount_msat >= policy.htlc_min_msat
-
-
-def _fee_links(g: SimpleGraph, amount_msat: int) -> dict[int, dict[int, tuple[int, str]]]:
-    """Per direction the cheapest usable channel: {u: {v: (fee u charges, channel)}}."""
-    links: dict[int, dict[int, tuple[int, str]]] = {}
-    for e in g.edges:
-        if e.node1 == e.node2:
-            continue
-        a, b = g.index[e.node1], g.index[e.node2]
-        for u, v, policy in ((a, b, e.node1_policy), (b, a, e.node2_policy)):
-            if _usable(policy, e.capacity_sat, amount_msat):
-                fee = policy.fee_msat(amount_msat)  # type: ignore[union-attr]
-                best = links.setdefault(u, {}).get(v)
-                if best is None or fee < best[0]:
-                    links[u][v] = (fee, e.channel_id)
-    return links
-
-
-def cheapest_path(
-    g: SimpleGraph, source: str, target: str, amount_msat: int = DEFAULT_AMOUNT_MSAT
-) -> FeePath | None:
-    """The path that costs the sender the least in fees for `amount_msat` (fewest hops among
-    equals), over enabled directions whose htlc limits and capacity allow the amount. Each hop's
-    fee is taken on the amount itself (fees compounding along the route change it by well
-    under 1 %). The sender pays no fee on its own first channel."""
-    if not g.edges:
-        raise AnalyticsError("fee-weighted paths need the channels' policies (build_graph)")
-    s, t = g.node_id(source), g.node_id(target)
-    links = _fee_links(g, amount_msat)
-    best: dict[int, tuple[int, int]] = {s: (0, 0)}
-    via: dict[int, tuple[int, str]] = {}
-    heap = [(0, 0, s)]
-    while heap:
-        fee, hops, u = heapq.heappop(heap)
-        if u == t:
-            break
-        if (fee, hops) > best[u]:
-            continue
-        for v, (hop_fee, channel) in links.get(u, {}).items():
-            cost = (fee + (0 if u == s else hop_fee), hops + 1)
-            if v not in best or cost < best[v]:
-                best[v] = cost
-                via[v] = (u, channel)
-                heapq.heappush(heap, (cost[0], cost[1], v))
-    if t not in best:
-        return None
-    nodes, channels = [t], []
-    while nodes[-1] != s:
-        u, channel = via[nodes[-1]]
-        nodes.append(u)
-        channels.append(channel)
-    return FeePath(
-        nodes=[g.pubkeys[v] for v in reversed(nodes)],
-        channels=list(reversed(channels)),
-        fee_msat=best[t][0],
-    )

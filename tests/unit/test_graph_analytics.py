@@ -29,11 +29,9 @@ from engine.graph_analytics import (
     available_backend,
     betweenness_centrality,
     build_graph,
-    cheapest_path,
     closeness_centrality,
     degree_centrality,
     eigenvector_centrality,
-    graph_from_compact,
     graph_stats,
     largest_component_diameter,
     node_closeness,
@@ -282,49 +280,6 @@ def test_diameter_by_bounding() -> None:
 
 
 # -- paths and neighbourhoods ---------------------------------------------------------------
-
-
-def fee_graph() -> NetworkGraph:
-    """0 -> 1 -> 3 is short but expensive; 0 -> 2 -> 4 -> 3 is cheap; 1 -> 5 is disabled."""
-    edges = [
-        GraphEdge("1x0x0", pk(0), pk(1), 10**6, policy(1), policy(5000)),
-        GraphEdge("2x0x0", pk(1), pk(3), 10**6, policy(5000), policy(1)),
-        GraphEdge("3x0x0", pk(0), pk(2), 10**6, policy(1), policy(10)),
-        GraphEdge("4x0x0", pk(2), pk(4), 10**6, policy(10, base=5), policy(10)),
-        GraphEdge("5x0x0", pk(4), pk(3), 10**6, policy(20), policy(20)),
-        GraphEdge("6x0x0", pk(4), pk(3), 10**6, policy(900), policy(900)),  # pricier twin
-        GraphEdge("7x0x0", pk(1), pk(5), 10**6, policy(1, disabled=True), None),
-        GraphEdge("8x0x0", pk(2), pk(6), 10, policy(0), policy(0)),  # too small for 100k sat
-    ]
-    return NetworkGraph(nodes=[GraphNode(pk(i)) for i in range(7)], edges=edges)
-
-
-def test_cheapest_path_matches_dijkstra() -> None:
-    graph = fee_graph()
-    g = build_graph(graph)
-    amount = 100_000_000
-    found = cheapest_path(g, pk(0), pk(3), amount)
-    assert found is not None
-    assert found.nodes == [pk(0), pk(2), pk(4), pk(3)]
-    assert found.channels == ["3x0x0", "4x0x0", "5x0x0"]
-    # 2 charges 5 msat + 10 ppm, 4 charges 20 ppm; the sender's own hop is free
-    assert found.fee_msat == 5 + 1_000 + 2_000
-    digraph = nx.DiGraph()
-    for e in graph.edges:
-        for u, v, pol in ((e.node1, e.node2, e.node1_policy), (e.node2, e.node1, e.node2_policy)):
-            if pol and not pol.disabled and e.capacity_sat * 1000 >= amount:
-                fee = 0 if u == pk(0) else pol.fee_msat(amount)
-                if not digraph.has_edge(u, v) or fee < digraph[u][v]["fee"]:
-                    digraph.add_edge(u, v, fee=fee)
-    for target in (1, 2, 3, 4):
-        expected = nx.dijkstra_path_length(digraph, pk(0), pk(target), weight="fee")
-        assert cheapest_path(g, pk(0), pk(target), amount).fee_msat == expected  # type: ignore[union-attr]
-    assert cheapest_path(g, pk(0), pk(5), amount) is None  # only a disabled direction
-    assert cheapest_path(g, pk(0), pk(6), amount) is None  # capacity too small
-    assert cheapest_path(g, pk(0), pk(6), 1_000) is not None
-    compact = graph_from_compact([[pk(0), ""]], [[pk(0), pk(1), 5]])
-    with pytest.raises(AnalyticsError, match="policies"):
-        cheapest_path(compact, pk(0), pk(1))
 
 
 def test_backend_names() -> None:
