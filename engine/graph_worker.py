@@ -33,8 +33,8 @@ from .worker_process import (
     OnProgress,
     ProgressLines,
     WorkerError,
+    finish,
     lower_priority,
-    peak_rss_mb,
     run_worker,
     write_json,
 )
@@ -53,7 +53,7 @@ def write_worker_input(graph: NetworkGraph, path: Path) -> None:
         "nodes": [[n.pubkey, n.alias] for n in graph.nodes],
         "edges": [[e.node1, e.node2, e.capacity_sat] for e in graph.edges],
     }
-    Path(path).write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
+    write_json(doc, Path(path))
 
 
 def _read_input(path: Path) -> tuple[list[Any], list[Any]]:
@@ -85,18 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lower_priority(args.nice)
     report = ProgressLines()
-    try:
+
+    def work() -> dict[str, Any]:
         report(0.0, "reading")
-        nodes, edges = _read_input(args.input)
-        graph = graph_from_compact(nodes, edges)
-        result = analyze(graph, backend=args.backend, processes=args.processes, progress=report)
-        out = result.to_dict()
-        out["peak_rss_mb"] = peak_rss_mb()
-        write_json(out, args.output)
-    except (OSError, ValueError, TypeError, IndexError, AnalyticsError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    return 0
+        graph = graph_from_compact(*_read_input(args.input))
+        return analyze(
+            graph, backend=args.backend, processes=args.processes, progress=report
+        ).to_dict()
+
+    return finish(work, args.output, (OSError, ValueError, TypeError, IndexError, AnalyticsError))
 
 
 # -- the shell's side -------------------------------------------------------------------------

@@ -36,8 +36,8 @@ from .sim_policy import KeepFees, PolicyFactory
 from .worker_process import (
     NICENESS,
     ProgressLines,
+    finish,
     lower_priority,
-    peak_rss_mb,
     read_json,
     write_json,
 )
@@ -255,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lower_priority(args.nice)
     report = ProgressLines()
-    started = time.perf_counter()
-    try:
+
+    def work() -> dict[str, Any]:
+        started = time.perf_counter()
         report(0.0, "reading")
         doc = read_json(args.input)
         if not isinstance(doc, dict) or doc.get("version") != INPUT_VERSION:
@@ -265,12 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         scenario = scenario_from_doc(doc["scenario"])
         out = run_simulation(graph, scenario, doc["policies"], args.processes, report)
         out["seconds"] = round(time.perf_counter() - started, 1)
-        out["peak_rss_mb"] = peak_rss_mb()
-        write_json(out, args.output)
-    except (OSError, ValueError, TypeError, KeyError, SimulationError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    return 0
+        return out
+
+    return finish(work, args.output, (OSError, ValueError, TypeError, KeyError, SimulationError))
 
 
 if __name__ == "__main__":

@@ -63,6 +63,21 @@ def peak_rss_mb() -> float:
     return round((own + children) / 1024, 1)
 
 
+def finish(
+    work: Callable[[], dict[str, Any]], output: Path, errors: tuple[type[Exception], ...]
+) -> int:
+    """Run the worker's work and write OUT with its peak memory; on one of `errors`, say
+    "error: <message>" on stderr and return the exit status 1 (what run_worker reports)."""
+    try:
+        out = work()
+        out["peak_rss_mb"] = peak_rss_mb()
+        write_json(out, output)
+    except errors as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
 def write_json(doc: Any, path: Path) -> None:
     partial = path.with_name(path.name + ".partial")  # a reader never sees half a file
     partial.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
