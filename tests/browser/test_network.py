@@ -5,17 +5,12 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import expect
 
+from tests.browser.pages import native
 from tests.support.live import REPO
 
 DOCS = REPO / "docs"
 API = "/daznode/api/v1"
 ACINQ = "03864ef025fde8fb587d989186ce6a4a186895ee44a926bfc370e2c366597a3f8f"
-
-
-def native(page, test_id: str):
-    """The native input of a Quasar field (Quasar puts extra attributes on the input itself
-    for some fields and on the wrapper for others)."""
-    return page.get_by_test_id(test_id).locator("xpath=descendant-or-self::input").first
 
 
 def test_network_page_rankings_lookup_and_suggestions(page, server):

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from engine.exports import report_schemas
 from engine.reports import period_bounds
+from tests.browser.pages import chart, native
 from tests.support.live import REPO
 
 DOCS = REPO / "docs"
@@ -20,27 +21,9 @@ API = "/daznode/api/v1"
 CHARTS = ("chart-earnings", "chart-flow", "chart-balance")
 
 
-def native(page, test_id: str):
-    """The native input of a Quasar field."""
-    return page.get_by_test_id(test_id).locator("xpath=descendant-or-self::input").first
-
-
 def sat(msat: int) -> str:
     """As the page shows msat: whole sat, rounded half up, with thousands separators."""
     return f"{(msat + 500) // 1000:,}" if msat >= 0 else f"-{(-msat + 500) // 1000:,}"
-
-
-def chart_labels(page, test_id: str) -> int:
-    """The number of labels of the Chart.js chart drawn on a canvas (waits for the chart)."""
-    selector = f"canvas[data-test='{test_id}']"
-    page.wait_for_function(
-        "sel => { const c = document.querySelector(sel); return !!c && !!Chart.getChart(c) }",
-        arg=selector,
-        timeout=20_000,
-    )
-    return page.evaluate(
-        "sel => Chart.getChart(document.querySelector(sel)).data.labels.length", selector
-    )
 
 
 def test_generate_a_daily_report_read_it_chart_and_download(page, server, admin):
@@ -94,9 +77,9 @@ def test_generate_a_daily_report_read_it_chart_and_download(page, server, admin)
         )
 
     # The three charts: a canvas each with a Chart.js chart on it.
-    assert chart_labels(page, "chart-earnings") == 30  # every day of the 30-day window
-    assert chart_labels(page, "chart-flow") > 0
-    assert chart_labels(page, "chart-balance") > 0
+    assert len(chart(page, "chart-earnings")["labels"]) == 30  # every day of the 30-day window
+    assert len(chart(page, "chart-flow")["labels"]) > 0
+    assert len(chart(page, "chart-balance")["labels"]) > 0
     page.get_by_test_id("series-days").get_by_text("7 d").click()
     page.wait_for_function(
         "() => Chart.getChart(document.querySelector(\"canvas[data-test='chart-earnings']\"))"
@@ -104,7 +87,7 @@ def test_generate_a_daily_report_read_it_chart_and_download(page, server, admin)
         timeout=20_000,
     )
     for test_id in CHARTS:  # redrawn, not stacked: still one chart per canvas
-        assert chart_labels(page, test_id) > 0
+        assert len(chart(page, test_id)["labels"]) > 0
     page.screenshot(path=str(DOCS / "reports.png"), full_page=True)
 
     # Channels table as CSV: the header row is the table's columns.

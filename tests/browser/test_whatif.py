@@ -9,33 +9,13 @@ from decimal import ROUND_HALF_UP, Decimal
 import httpx
 from playwright.sync_api import expect
 
+from tests.browser.pages import chart, native
 from tests.support.live import REPO
 
 DOCS = REPO / "docs"
 API = "/daznode/api/v1"
 RUN_SECONDS = 240  # a run searches routes on the 17k-node graph, on a shared machine
 DAYS = 3
-
-
-def native(page, test_id: str):
-    """The native input of a Quasar field."""
-    return page.get_by_test_id(test_id).locator("xpath=descendant-or-self::input").first
-
-
-def chart(page, test_id: str) -> dict:
-    """Labels and datasets of the Chart.js chart drawn on a canvas (waits for the chart)."""
-    selector = f"canvas[data-test='{test_id}']"
-    page.wait_for_function(
-        "sel => { const c = document.querySelector(sel); return !!c && !!Chart.getChart(c) }",
-        arg=selector,
-        timeout=20_000,
-    )
-    return page.evaluate(
-        "sel => { const d = Chart.getChart(document.querySelector(sel)).data;"
-        " return {labels: d.labels,"
-        " datasets: d.datasets.map(s => ({label: s.label, data: s.data}))} }",
-        selector,
-    )
 
 
 def fixed1(v: float) -> str:

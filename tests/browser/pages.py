@@ -1,0 +1,25 @@
+"""What the browser tests read off the pages the same way everywhere."""
+
+from __future__ import annotations
+
+
+def native(page, test_id: str):
+    """The native input of a Quasar field (Quasar puts extra attributes on the input itself
+    for some fields and on the wrapper for others)."""
+    return page.get_by_test_id(test_id).locator("xpath=descendant-or-self::input").first
+
+
+def chart(page, test_id: str) -> dict:
+    """Labels and datasets of the Chart.js chart drawn on a canvas (waits for the chart)."""
+    selector = f"canvas[data-test='{test_id}']"
+    page.wait_for_function(
+        "sel => { const c = document.querySelector(sel); return !!c && !!Chart.getChart(c) }",
+        arg=selector,
+        timeout=20_000,
+    )
+    return page.evaluate(
+        "sel => { const d = Chart.getChart(document.querySelector(sel)).data;"
+        " return {labels: d.labels,"
+        " datasets: d.datasets.map(s => ({label: s.label, data: s.data}))} }",
+        selector,
+    )
