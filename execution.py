@@ -18,7 +18,7 @@ from loguru import logger
 
 from . import crud
 from .alerts import send_alert
-from .engine.changes import PolicyChange, proposed_policy
+from .engine.changes import PolicyChange
 from .engine.decide import Recommendation
 from .engine.execute import BatchResult, RetryPolicy, apply_batch, reconcile, rollback_changes
 from .engine.impact import (
@@ -34,7 +34,7 @@ from .engine.validate import (
     ChannelOverride,
     UpdateLog,
     ValidationConfigError,
-    clip_to_bounds,
+    proposals,
     validate_batch,
 )
 
@@ -154,22 +154,28 @@ async def propose(recs: list[Recommendation], now: int) -> list[dict]:
         return []
     channels = {r["channel_id"]: r for r in await crud.get_channels()}
     pending = {r["channel_id"]: r for r in await crud.get_changes("pending")}
-    candidates: list[tuple[PolicyChange, Recommendation, int]] = []
-    for rec in recs:
-        row = channels.get(rec.channel_id)
-        if rec.confidence < cfg.min_confidence or not row or not row["local_policy"]:
-            continue
-        before = RoutingPolicy(**row["local_policy"])
-        after = proposed_policy(rec, before)
-        if after is None:
-            continue
-        change = PolicyChange(uuid.uuid4().hex[:16], rec.channel_id, before, after, rec.reasons[-1])
-        change = clip_to_bounds(change, cfg.bounds, cfg.overrides.get(rec.channel_id))
-        same = pending.get(rec.channel_id)
-        if same and same["after_policy"] == crud.policy_to_json(change.after):
-            continue
-        if change.after != change.before:
-            candidates.append((change, rec, after.fee_rate_ppm))
+    policies = {
+        cid: RoutingPolicy(**row["local_policy"])
+        for cid, row in channels.items()
+        if row["local_policy"]
+    }
+
+    def repeats_pending(change: PolicyChange) -> bool:
+        same = pending.get(change.channel_id)
+        return bool(same) and same["after_policy"] == crud.policy_to_json(change.after)
+
+    candidates = [
+        c
+        for c in proposals(
+            recs,
+            policies,
+            cfg.min_confidence,
+            cfg.bounds,
+            cfg.overrides,
+            lambda: uuid.uuid4().hex[:16],
+        )
+        if not repeats_pending(c[0])
+    ]
     verdicts = validate_batch(
         [c for c, _, _ in candidates],
         cfg.bounds,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .changes import PolicyChange, proposed_policy
 from .decide import evaluate_node
 from .impact import ChannelFlow, ImpactInput, ImpactSettings, evaluate_impact, sum_flows
 from .lessons import Lesson, with_lessons
@@ -29,7 +28,7 @@ from .node_source import RoutingPolicy
 from .profiles import Profile
 from .rules import Rule
 from .sim_policy import FeeSetting, FlowLookup, PolicyActions, PolicyFactory, RebalanceOrder
-from .validate import Bounds, UpdateLog, clip_to_bounds, validate_batch
+from .validate import Bounds, UpdateLog, proposals, validate_batch
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # the execution settings' default
 DAY = 86400
@@ -62,7 +61,6 @@ class DaznodePolicy:
         self.impact = ImpactSettings()
         self.flows: FlowLookup | None = None
         self.applied: list[Applied] = []  # waiting for their verdict
-        self.touched: dict[str, list[int]] = {}  # channel -> times of our updates
         self.lessons: list[Lesson] = []
         self.rollbacks = 0
 
@@ -77,22 +75,27 @@ class DaznodePolicy:
             actions.fees[cid] = FeeSetting(
                 before.fee_rate_ppm, before.base_fee_msat, before.htlc_max_msat
             )
-            self._touch(cid, now)
+            self.log = self.log.with_update(cid, now)
         measuring = {a.channel_id for a in self.applied}
         channels = with_lessons(channels, measuring, self.lessons, now)
+        recs = evaluate_node(channels, net, self.profile, self.rules)
+        policies = {
+            c.channel_id: c.local_policy
+            for c in channels
+            if c.local_policy is not None and c.channel_id not in actions.fees  # rolled back
+        }
+        changes = [
+            change
+            for change, _, _ in proposals(
+                recs, policies, self.min_confidence, self.bounds, {}, lambda: "simulated"
+            )
+        ]
         by_id = {c.channel_id: c for c in channels}
-        changes: list[PolicyChange] = []
-        for rec in evaluate_node(channels, net, self.profile, self.rules):
+        for rec in recs:
             ch = by_id[rec.channel_id]
+            plan = rec.suggested.rebalance
             if rec.confidence < self.min_confidence or ch.local_policy is None:
                 continue
-            after = proposed_policy(rec, ch.local_policy)
-            if after is not None and ch.channel_id not in actions.fees:
-                change = PolicyChange(f"sim-{ch.channel_id}", ch.channel_id, ch.local_policy, after)
-                change = clip_to_bounds(change, self.bounds)
-                if change.after != change.before:
-                    changes.append(change)
-            plan = rec.suggested.rebalance
             if plan is not None and plan.source_channel_id:
                 limit = int(ch.capacity_msat * self.bounds.rebalance_max_amount_ratio)
                 actions.rebalances.append(
@@ -110,15 +113,13 @@ class DaznodePolicy:
                 actions.fees[change.channel_id] = FeeSetting(
                     a.fee_rate_ppm, a.base_fee_msat, a.htlc_max_msat
                 )
-                self._touch(change.channel_id, now)
+                self.log = self.log.with_update(change.channel_id, now)
                 if a.fee_rate_ppm != change.before.fee_rate_ppm:
                     self.applied.append(Applied(change.channel_id, now, change.before, a))
-        self.log = self.log.pruned(now, max(DAY, self.bounds.cooldown_seconds))
+        # Kept as long as the validator or a measurement's control window can look back.
+        measured = self.impact.baseline_days * DAY + self.impact.evaluation_hours * 3600 + DAY
+        self.log = self.log.pruned(now, max(measured, self.bounds.cooldown_seconds))
         return actions
-
-    def _touch(self, cid: str, now: int) -> None:
-        self.log = self.log.with_update(cid, now)
-        self.touched.setdefault(cid, []).append(now)
 
     def _measure(self, channels: list[ChannelMetrics], now: int) -> dict[str, RoutingPolicy]:
         """Judge the changes whose evaluation window has passed; the ones that hurt go back
@@ -136,7 +137,7 @@ class DaznodePolicy:
                 cid
                 for cid in current
                 if cid != a.channel_id
-                and not any(start <= t <= end for t in self.touched.get(cid, ()))
+                and not any(c == cid and start <= t <= end for c, t in self.log.updates)
             ]
             verdict = evaluate_impact(
                 ImpactInput(

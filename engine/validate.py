@@ -29,11 +29,12 @@ Rules that need a definition beyond "min <= value <= max":
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .changes import POLICY_FIELDS, PolicyChange
+from .changes import POLICY_FIELDS, PolicyChange, proposed_policy
+from .decide import Recommendation
 from .node_source import RoutingPolicy, normalize_channel_id
 
 DAY_SECONDS = 86_400
@@ -647,6 +648,34 @@ def clip_to_bounds(
         htlc_max_msat=htlc_max,
     )
     return change if clipped == after else replace(change, after=clipped)
+
+
+def proposals(
+    recs: Iterable[Recommendation],
+    policies: Mapping[str, RoutingPolicy],
+    min_confidence: float,
+    bounds: Bounds,
+    overrides: Mapping[str, ChannelOverride],
+    new_id: Callable[[], str],
+) -> list[tuple[PolicyChange, Recommendation, int]]:
+    """The fee changes the engine's recommendations ask for, as approve and auto mode (and the
+    simulator) take them: sure enough, on a channel whose policy we know, as whole policies
+    (`proposed_policy`), clipped to the bounds and one step; those left with nothing to
+    change are dropped. Each comes with its recommendation and the fee the engine wanted
+    before clipping. `policies`: our current policy per channel."""
+    out = []
+    for rec in recs:
+        before = policies.get(rec.channel_id)
+        if rec.confidence < min_confidence or before is None:
+            continue
+        after = proposed_policy(rec, before)
+        if after is None:
+            continue
+        change = PolicyChange(new_id(), rec.channel_id, before, after, rec.reasons[-1])
+        change = clip_to_bounds(change, bounds, overrides.get(rec.channel_id))
+        if change.after != change.before:
+            out.append((change, rec, after.fee_rate_ppm))
+    return out
 
 
 # -- rebalancing ----------------------------------------------------------------------------
