@@ -30,7 +30,7 @@ import heapq
 import math
 import random
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .graph_summary import summarize
@@ -419,9 +419,7 @@ class Ledger:
     fees_msat: int = 0
     volume_msat: int = 0
     rebalance_cost_msat: int = 0
-    rebalanced_msat: int = 0
     rebalances: int = 0
-    rebalance_failures: int = 0
     policy_updates: int = 0
     daily: list[dict[str, int]] = field(default_factory=list)
 
@@ -569,9 +567,8 @@ class Replay:
     def _apply(self, actions: PolicyActions) -> None:
         led = self.led
         hour = len(led.hourly) - 1
-        position = self.position
         for cid, setting in actions.fees.items():
-            i = position.get(cid)
+            i = self.position.get(cid)
             if i is None:
                 continue
             old = led.policy[i]
@@ -591,13 +588,14 @@ class Replay:
                 led.updates[i].append(hour * HOUR)
         self._refresh_fees()
         for order in actions.rebalances:
-            self._rebalance(order, position, hour)
+            self._rebalance(order, hour)
 
-    def _rebalance(self, order: RebalanceOrder, position: dict[str, int], hour: int) -> None:
+    def _rebalance(self, order: RebalanceOrder, hour: int) -> None:
         """A circular payment: out over the source channel, through the network from its peer
         to the target's peer, back in over the target channel."""
         led, w = self.led, self.w
-        src, dst = position.get(order.source_channel_id), position.get(order.target_channel_id)
+        src = self.position.get(order.source_channel_id)
+        dst = self.position.get(order.target_channel_id)
         if src is None or dst is None or src == dst or order.amount_msat <= 0:
             return
         ch_dst = w.channels[dst]
@@ -626,10 +624,8 @@ class Replay:
             led.local[dst] += amount
             led.remote[dst] -= amount
             led.rebalance_cost_msat += total_fee
-            led.rebalanced_msat += amount
             led.rebalances += 1
             return
-        led.rebalance_failures += 1
 
     # -- one payment --
 
@@ -829,22 +825,3 @@ def _daily_deltas(
         out.append(row)
         previous = entry
     return out
-
-
-def simulate(
-    graph: NetworkGraph,
-    scenario: Scenario,
-    policies: Sequence[tuple[str, PolicyFactory]],
-    progress: Progress = _quiet,
-) -> tuple[World, list[PolicyResult]]:
-    """Prepare once, then every policy on the same payments."""
-    world = prepare(graph, scenario, lambda f, p: progress(f * 0.4, p))
-    results = []
-    for n, (key, factory) in enumerate(policies):
-        share = 0.6 / len(policies)
-
-        def step(f: float, _p: str, n: int = n, key: str = key, share: float = share) -> None:
-            progress(0.4 + share * (n + f), key)
-
-        results.append(run_policy(world, key, factory, step))
-    return world, results

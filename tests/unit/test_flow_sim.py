@@ -15,7 +15,6 @@ from engine.flow_sim import (
     SimulationError,
     prepare,
     run_policy,
-    simulate,
 )
 from engine.node_source import GraphEdge, GraphNode, NetworkGraph, RoutingPolicy
 from engine.route_tables import (
@@ -157,10 +156,14 @@ def test_route_tree_matches_networkx_and_skips_the_excluded_node():
 def test_the_same_seed_gives_the_same_results_and_another_seed_does_not():
     graph = small_world()
     policies = [("keep", KeepFees), ("fixed", lambda: SetFees(300))]
-    _, first = simulate(graph, scenario(), policies)
-    _, second = simulate(graph, scenario(), policies)
+
+    def simulate(seed: int) -> list:
+        world = prepare(graph, scenario(seed=seed))  # prepared anew: routes, payments, warm-up
+        return [run_policy(world, key, factory) for key, factory in policies]
+
+    first, second = simulate(7), simulate(7)
     assert [r.to_dict() for r in first] == [r.to_dict() for r in second]
-    _, other = simulate(graph, scenario(seed=8), policies)
+    other = simulate(8)
     assert [r.to_dict() for r in first] != [r.to_dict() for r in other]
     assert first[0].totals["forwarded"] > 0
 
