@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -231,8 +232,8 @@ async def start(
         "notes": notes,
     }
     await crud.create_sim_run(run_id, kind, request, now)
-    job.__dict__.update(asdict(SimJob(state="running", run_id=run_id, kind=kind, started_at=now)))
-    job.phase = "starting"
+    fresh = SimJob(state="running", run_id=run_id, kind=kind, phase="starting", started_at=now)
+    job.__dict__.update(asdict(fresh))
     specs = policy_specs(policies, chosen)
     _task = asyncio.create_task(_run(run_id, graph, scenario, specs))
     return run_id
@@ -275,8 +276,6 @@ async def _run(run_id: str, graph: NetworkGraph, scenario: Scenario, specs: list
 
 
 def _processes(policies: int) -> int:
-    import os
-
     return max(1, min(2, os.cpu_count() or 1, policies))
 
 

@@ -7,7 +7,7 @@ from http import HTTPStatus
 
 from fastapi import APIRouter, HTTPException
 
-from . import crud, sim_service
+from . import crud, graph_service, sim_service
 from .engine.profiles import BUILTIN
 from .models import ShadowIn, SimRunIn
 from .views_api import Admin, _actor
@@ -54,7 +54,7 @@ async def api_sim_options(_: Admin) -> dict:
     now = int(time.time())
     state = await crud.get_monitor_state()
     history = await sim_service.history_summary(state.get("node_pubkey") or "", now)
-    meta = await sim_service.graph_service.graph_meta()
+    meta = await graph_service.graph_meta()
     active = (await sim_service.profile_choices())["active"]
     return {
         "policies": [
