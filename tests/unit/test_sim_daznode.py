@@ -34,7 +34,7 @@ def raised(fee_before: int, fee_after: int) -> tuple[DaznodePolicy, Applied]:
     p = DaznodePolicy(BUILTIN["balanced"])
     applied = Applied("800000x1x0", NOW - 2 * DAY, policy(fee_before), policy(fee_after))
     p.applied.append(applied)
-    p.touched["800000x1x0"] = [applied.at]
+    p.log = p.log.with_update("800000x1x0", applied.at)
     return p, applied
 
 
