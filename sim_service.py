@@ -69,7 +69,7 @@ class SimUnavailable(RuntimeError):
 
 @dataclass
 class SimJob:
-    state: str = "idle"  # idle | running | failed
+    state: str = "idle"  # idle | running | failed | cancelled
     run_id: str = ""
     kind: str = ""
     phase: str = ""
@@ -81,6 +81,7 @@ class SimJob:
 
 job = SimJob()
 _task: asyncio.Task | None = None
+_cancel_reason = "LNbits stopped"  # what a cancelled run records, unless an admin cancelled it
 
 
 def status() -> dict[str, Any]:
@@ -263,7 +264,9 @@ async def _run(run_id: str, graph: NetworkGraph, scenario: Scenario, specs: list
         await crud.finish_sim_run(run_id, job.finished_at, error=message)
         return
     except asyncio.CancelledError:
-        await crud.finish_sim_run(run_id, int(time.time()), error="cancelled")
+        job.state, job.phase, job.finished_at = "cancelled", "cancelled", int(time.time())
+        job.error = f"cancelled: {_cancel_reason}"
+        await crud.finish_sim_run(run_id, job.finished_at, error=job.error)
         raise
     summary = [
         {"key": r["key"], "name": r["name"], "net_profit_sat": r["net_profit_sat"]}
@@ -277,6 +280,19 @@ async def _run(run_id: str, graph: NetworkGraph, scenario: Scenario, specs: list
 
 def _processes(policies: int) -> int:
     return max(1, min(2, os.cpu_count() or 1, policies))
+
+
+async def cancel(by: str) -> None:
+    """Stop the running simulation and its worker processes; the run is kept as cancelled
+    (SimUnavailable when none is running)."""
+    global _cancel_reason
+    if not busy() or _task is None or _task.done():
+        raise SimUnavailable("No simulation is running.")
+    _cancel_reason = f"by {by}"
+    try:
+        await stop()
+    finally:
+        _cancel_reason = "LNbits stopped"
 
 
 async def stop() -> None:

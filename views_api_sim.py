@@ -15,6 +15,7 @@ from .views_api import Admin, _actor
 daznode_sim_router = APIRouter(prefix="/api/v1/sim", tags=["daznode"])
 
 MAX_POLICIES = 8
+MAX_RUNS_LISTED = 200
 
 
 def _unavailable(exc: sim_service.SimUnavailable) -> HTTPException:
@@ -85,16 +86,31 @@ async def api_sim_start(body: SimRunIn, caller: Admin) -> dict:
     return {"id": run_id, "job": sim_service.status()}
 
 
+@daznode_sim_router.post("/cancel", summary="Cancel the running simulation")
+async def api_sim_cancel(caller: Admin) -> dict:
+    run_id = sim_service.job.run_id
+    try:
+        await sim_service.cancel(_actor(caller))
+    except sim_service.SimUnavailable as exc:
+        raise _unavailable(exc) from None
+    await crud.add_audit(int(time.time()), _actor(caller), "simulation cancelled", run_id)
+    return sim_service.status()
+
+
 @daznode_sim_router.get("/status", summary="The running simulation's progress")
 async def api_sim_status(_: Admin) -> dict:
     return sim_service.status()
 
 
 @daznode_sim_router.get("/runs", summary="Simulations, newest first")
-async def api_sim_runs(_: Admin, kind: str | None = None) -> list[dict]:
+async def api_sim_runs(_: Admin, kind: str | None = None, limit: str = "50") -> list[dict]:
     if kind not in (None, "whatif", "shadow"):
         raise HTTPException(HTTPStatus.BAD_REQUEST, "kind: whatif or shadow")
-    return await crud.get_sim_runs(kind)
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_RUNS_LISTED:
+        raise HTTPException(
+            HTTPStatus.BAD_REQUEST, f"limit: a whole number from 1 to {MAX_RUNS_LISTED}"
+        )
+    return await crud.get_sim_runs(kind, int(limit))
 
 
 @daznode_sim_router.get("/runs/{run_id}", summary="One simulation with its results")

@@ -15,6 +15,7 @@ never below static fees on any seed.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import statistics
 import sys
@@ -25,10 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.flow_sim import Scenario, SimChannel  # noqa: E402
+from engine.flow_sim import Scenario, SimChannel, World, prepare, run_policy  # noqa: E402
 from engine.graph_io import load_graph  # noqa: E402
 from engine.graph_summary import summarize  # noqa: E402
 from engine.node_source import NetworkGraph  # noqa: E402
+from engine.sim_policy import FeeSetting, PolicyActions  # noqa: E402
 from engine.sim_worker import run_simulation  # noqa: E402
 from engine.worker_process import peak_rss_mb  # noqa: E402
 
@@ -38,6 +40,7 @@ DAYS = 30
 BASELINES = ("static", "chargelnd", "lndg", "clboss")
 PROFILES = ("balanced", "conservative", "aggressive")
 PLACEMENTS = {"mid-size router": (45, 55), "small node": (6, 10)}
+FLAT_FEES = (50, 100, 200, 400, 800, 1600)
 
 
 def _specs() -> list[dict]:
@@ -147,10 +150,14 @@ def _table(placement: dict) -> tuple[list[str], dict[str, list[int]]]:
         rates = [p["success_rate"] for p in per_seed if p["success_rate"] is not None]
         updates = statistics.mean(p["policy_updates"] for p in per_seed)
         rebal = statistics.mean(p["rebalance_cost_sat"] for p in per_seed)
+        fallback = sum(p["fallback_forwards"] for p in per_seed) / max(
+            1, sum(p["forwards"] for p in per_seed)
+        )
         rows.append(
             f"| {names[k]} | {mean:,.0f} | {spread:,.0f} | {min(profit[k]):,} / "
             f"{max(profit[k]):,} | {rebal:,.0f} | {volume / 1e6:,.1f} M | "
-            f"{statistics.mean(rates) * 100 if rates else 0:.1f} % | {updates:,.0f} |"
+            f"{statistics.mean(rates) * 100 if rates else 0:.1f} % | {fallback:.0%} | "
+            f"{updates:,.0f} |"
         )
     return rows, profit
 
@@ -170,10 +177,57 @@ def _goal(profit: dict[str, list[int]]) -> str:
     )
 
 
+class FlatFees:
+    """Every channel at one fee from the first hour on: a point of the demand curve."""
+
+    interval_seconds = 3600
+
+    def __init__(self, ppm: int) -> None:
+        self.name, self.ppm = f"{ppm} ppm everywhere", ppm
+
+    def decide(self, channels, net, now) -> PolicyActions:
+        return PolicyActions(
+            fees={c.channel_id: FeeSetting(self.ppm) for c in channels if c.fee_ppm != self.ppm}
+        )
+
+
+def _flat_run(args: tuple[World, int]) -> dict:
+    world, ppm = args
+    return run_policy(world, f"flat-{ppm}", lambda: FlatFees(ppm)).to_dict()
+
+
+def fee_sensitivity(graph: NetworkGraph, seed: int = 1) -> list[str]:
+    """The simulated demand's response to our fee: every channel at one fee, several fees,
+    seed 1 of each placement. It says what the decision tables reward."""
+    lines = [
+        "### How the simulated demand responds to our fee",
+        "",
+        f"Every channel at one fee for the {DAYS} days, seed {seed}; fallback = the share of "
+        "forwards a sender sent us only after a cheaper route around us had failed.",
+        "",
+        "| Placement | Fee | Fees earned (sat) | Forwards | Volume | Fallback |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, size in PLACEMENTS.items():
+        node = pick_node(graph, size)
+        world = prepare(graph, Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed))
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            results = pool.map(_flat_run, [(world, ppm) for ppm in FLAT_FEES])
+        for ppm, r in zip(FLAT_FEES, results, strict=True):
+            share = r["fallback_forwards"] / r["forwards"] if r["forwards"] else 0.0
+            lines.append(
+                f"| {label} | {ppm} ppm | {r['fees_sat']:,} | {r['forwards']:,} | "
+                f"{r['volume_sat'] / 1e6:,.1f} M | {share:.0%} |"
+            )
+        del world
+    return [*lines, ""]
+
+
 def run(seeds: tuple[int, ...] = SEEDS) -> list[str]:
     graph = load_graph(SNAPSHOT)
     speed = _speed(graph)
     data = measure(graph, seeds)
+    sensitivity = fee_sensitivity(graph)
     lines = [
         "## What-if simulator: decision quality (mainnet snapshot 2026-02-03)",
         "",
@@ -194,13 +248,14 @@ def run(seeds: tuple[int, ...] = SEEDS) -> list[str]:
             "could reach us.",
             "",
             "| Policy | Net profit, mean | Spread | Min / max | Rebalancing | Volume | "
-            "Success | Updates |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "Success | Fallback | Updates |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
             _goal(profit),
             "",
         ]
+    lines += sensitivity
     mid = [t for t in data["timings"] if t[0] == "mid-size router"]
     lines += [
         "### Simulator speed",

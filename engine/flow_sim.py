@@ -416,6 +416,7 @@ class Ledger:
     updates: list[list[int]]  # per channel, times of our policy updates
     offered: int = 0  # HTLCs that reached us
     forwarded: int = 0
+    fallback: int = 0  # forwards the sender sent us after a route around us had failed
     fees_msat: int = 0
     volume_msat: int = 0
     rebalance_cost_msat: int = 0
@@ -448,6 +449,7 @@ class Ledger:
             "rebalance_cost_msat": self.rebalance_cost_msat,
             "volume_msat": self.volume_msat,
             "forwarded": self.forwarded,
+            "fallback": self.fallback,
             "offered": self.offered,
             "policy_updates": self.policy_updates,
             "rebalances": self.rebalances,
@@ -683,6 +685,7 @@ class Replay:
         failed_in: set[int] = set()
         failed_out: set[int] = set()
         attempts = 1 if tried_alt else 0
+        around_failed = False
         while heap and attempts < MAX_ATTEMPTS:
             _cost, fee, prob, i, j = heapq.heappop(heap)
             if fee * scale > limit:
@@ -691,6 +694,7 @@ class Replay:
                 attempts += 1
                 if _unit(self.seed, index, 0 if j == 0 else 10 + j) < prob:
                     return
+                around_failed = True
                 if j == 0:  # the sender now looks for other routes around us too
                     for alt in self._other_alternatives(tree, target, c):
                         heapq.heappush(heap, alt)
@@ -715,6 +719,8 @@ class Replay:
                 failed_out.add(j)  # failed further on: the HTLC comes back through us
                 continue
             self._settle(i, j, amount, our_fee)
+            if tried_alt or around_failed:
+                led.fallback += 1
             return
 
     def _other_alternatives(
@@ -770,6 +776,7 @@ class PolicyResult:
             "net_profit_sat": self.net_profit_msat // 1000,
             "volume_sat": t["volume_msat"] // 1000,
             "forwards": t["forwarded"],
+            "fallback_forwards": t["fallback"],
             "offered": t["offered"],
             "success_rate": round(t["forwarded"] / t["offered"], 4) if t["offered"] else None,
             "policy_updates": t["policy_updates"],

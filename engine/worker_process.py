@@ -15,6 +15,7 @@ import inspect
 import json
 import os
 import resource
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -136,6 +137,7 @@ async def run_worker(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         limit=1 << 20,  # a long traceback line must not break the reader
+        start_new_session=True,  # its own process group: a kill reaches its pool's workers
     )
     tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
     try:
@@ -146,7 +148,8 @@ async def run_worker(
         raise WorkerError(f"{label} gave no result within {timeout} s") from None
     finally:
         if proc.returncode is None:  # timed out or cancelled: do not leave it running
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
     if code != 0:
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"

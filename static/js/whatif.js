@@ -29,6 +29,8 @@ window.app = Vue.createApp({
       optionsError: '',
       form: {policies: ['static', 'chargelnd', 'lndg', 'clboss', 'current'], profiles: ['balanced'], days: 30, seed: 1, calibrate: true},
       starting: false,
+      cancelling: false,
+      cancelError: '',
       formError: '',
       job: null,
       pollTimer: null,
@@ -53,6 +55,7 @@ window.app = Vue.createApp({
         {name: 'cost', label: 'Rebalancing cost (sat)', align: 'right', field: 'rebalance_cost_sat', sortable: true, format: v => this.formatSat(v)},
         {name: 'volume', label: 'Volume (sat)', align: 'right', field: 'volume_sat', sortable: true, format: v => this.formatSat(v)},
         {name: 'forwards', label: 'Forwards', align: 'right', field: 'forwards', sortable: true, format: v => v.toLocaleString()},
+        {name: 'fallback', label: 'Sent after a cheaper route failed', align: 'right', field: r => (r.forwards ? r.fallback_forwards / r.forwards : -1), sortable: true, format: (v, r) => this.rate(r.forwards ? r.fallback_forwards / r.forwards : null)},
         {name: 'success', label: 'Success rate', align: 'right', field: r => (r.success_rate === null ? -1 : r.success_rate), sortable: true, format: (v, r) => this.rate(r.success_rate)},
         {name: 'updates', label: 'Policy updates', align: 'right', field: 'policy_updates', sortable: true, format: v => v.toLocaleString()},
         {name: 'rebalances', label: 'Rebalances', align: 'right', field: 'rebalances', sortable: true, format: v => v.toLocaleString()}
@@ -227,7 +230,25 @@ window.app = Vue.createApp({
         // A missed beat: the next one tries again.
       }
     },
+    async cancelRun() {
+      this.cancelError = ''
+      this.cancelling = true
+      try {
+        const {data} = await this.request('POST', '/sim/cancel', null, true)
+        this.setJob(data)
+      } catch (err) {
+        this.cancelError = this.errorText(err)
+        await this.pollStatus() // it may have finished meanwhile
+      } finally {
+        this.cancelling = false
+      }
+    },
     async finished(job) {
+      if (job.state === 'cancelled') {
+        if (job.kind === 'shadow') await this.loadShadow()
+        else await this.loadRuns(false)
+        return
+      }
       if (job.kind === 'shadow') {
         await this.loadShadow()
         return

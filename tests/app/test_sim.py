@@ -61,6 +61,11 @@ async def test_bad_requests_are_refused_with_a_message(client, admin):
         assert message.lower() in r.text.lower(), (body, r.text)
     assert (await client.get(f"{API}/sim/runs/nosuchrun", headers=h)).status_code == 404
     assert (await client.get(f"{API}/sim/runs?kind=other", headers=h)).status_code == 400
+    for limit in ("0", "201", "abc", "-1"):
+        r = await client.get(f"{API}/sim/runs?limit={limit}", headers=h)
+        assert r.status_code == 400 and "limit: a whole number from 1 to 200" in r.text, r.text
+    nothing = await client.post(f"{API}/sim/cancel", headers=h)
+    assert nothing.status_code == 409 and "No simulation is running" in nothing.text
 
 
 async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
@@ -98,6 +103,29 @@ async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
     listed = (await client.get(f"{API}/sim/runs?kind=whatif", headers=h)).json()
     assert listed[0]["id"] == run_id and "result" not in listed[0]
     assert [s["key"] for s in listed[0]["summary"]] == keys
+
+
+async def test_a_running_simulation_can_be_cancelled_and_is_kept_as_cancelled(client, admin):
+    h = admin.key_headers(admin=True)
+    body = {"policies": ["static", "chargelnd"], "profiles": ["balanced"], "days": 30, "seed": 4}
+    r = await client.post(f"{API}/sim/runs", headers=h, json=body)
+    assert r.status_code == 202, r.text
+    run_id = r.json()["id"]
+    cancelled = await client.post(f"{API}/sim/cancel", headers=h)
+    assert cancelled.status_code == 200, cancelled.text
+    job = cancelled.json()
+    assert job["state"] == "cancelled" and job["run_id"] == run_id
+    assert job["error"].startswith("cancelled: by ")
+    run = (await client.get(f"{API}/sim/runs/{run_id}", headers=h)).json()
+    assert run["status"] == "failed" and run["error"] == job["error"] and run["result"] is None
+    again = await client.post(f"{API}/sim/cancel", headers=h)
+    assert again.status_code == 409 and "No simulation is running" in again.text
+    # Nothing is left running: the next run starts, and the list honours its limit.
+    r = await client.post(f"{API}/sim/runs", headers=h, json={**body, "days": 2})
+    assert r.status_code == 202, r.text
+    await wait_for_run(client, h, r.json()["id"])
+    listed = (await client.get(f"{API}/sim/runs?limit=1", headers=h)).json()
+    assert [x["id"] for x in listed] == [r.json()["id"]]
 
 
 async def test_shadow_mode_runs_the_engine_next_to_the_current_fees(client, admin):

@@ -47,16 +47,17 @@ def edge(cid: str, a: str, b: str, ppm_ab: int, ppm_ba: int, cap: int = BIG) -> 
     return GraphEdge(cid, a, b, cap, pol(ppm_ab), pol(ppm_ba))
 
 
-def small_world(alt_ppm: int = 500) -> NetworkGraph:
+def small_world(alt_ppm: int = 500, alt_cap: int = BIG) -> NetworkGraph:
     """S and T are the busy nodes. Through us: S -> A -> us -> B -> T. Around us:
-    S -> X -> T at `alt_ppm`. A and B also meet through Y (a way to rebalance)."""
+    S -> X -> T at `alt_ppm` over `alt_cap` sat. A and B also meet through Y (a way to
+    rebalance)."""
     nodes = [GraphNode(p, name) for p, name in ((S, "S"), (A, "A"), (B, "B"), (T, "T"))]
     nodes += [GraphNode(X, "X"), GraphNode(Y, "Y")]
     edges = [
         edge("1x1x1", S, A, 10, 10),
         edge("1x1x2", B, T, 10, 10),
         edge("1x1x3", S, X, 10, 10),
-        edge("1x1x4", X, T, alt_ppm, alt_ppm),
+        edge("1x1x4", X, T, alt_ppm, alt_ppm, cap=alt_cap),
         edge("1x1x5", A, Y, 200, 200),
         edge("1x1x6", Y, B, 300, 300),
         edge("1x1x7", S, T, 5000, 5000, cap=1_000),  # too small for most payments
@@ -166,6 +167,22 @@ def test_the_same_seed_gives_the_same_results_and_another_seed_does_not():
     other = simulate(8)
     assert [r.to_dict() for r in first] != [r.to_dict() for r in other]
     assert first[0].totals["forwarded"] > 0
+
+
+def test_forwards_after_a_failed_route_around_us_are_counted_as_fallback():
+    def fallback_share(graph: NetworkGraph) -> float:
+        result = run_policy(prepare(graph, scenario()), "keep", KeepFees).to_dict()
+        assert 0 <= result["fallback_forwards"] <= result["forwards"] and result["forwards"]
+        return result["fallback_forwards"] / result["forwards"]
+
+    # Around us is cheaper but small and often fails: much of what we carry failed there
+    # first. Around us is dearer: payments come to us first.
+    cheap_but_unreliable = fallback_share(small_world(alt_ppm=1, alt_cap=2_100_000))
+    dearer = fallback_share(small_world(alt_ppm=3000))
+    assert cheap_but_unreliable > 0.1 and dearer < cheap_but_unreliable / 3, (
+        cheap_but_unreliable,
+        dearer,
+    )
 
 
 def test_a_cheaper_fee_wins_traffic_from_the_route_around_us():
