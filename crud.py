@@ -462,7 +462,8 @@ def _decode_channel(row: Any) -> dict:
 
 async def forward_stats_by_channel(node_pubkey: str, since: int) -> dict[str, dict[str, int]]:
     """Per channel since `since`: forwards out/in, volume out, fees earned (attributed to the
-    outgoing channel, where the fee is charged) and failed forwards."""
+    outgoing channel, where the fee is charged), failed forwards, and what rebalances into
+    it cost."""
     stats: dict[str, dict[str, int]] = {}
 
     def slot(cid: str) -> dict[str, int]:
@@ -476,6 +477,7 @@ async def forward_stats_by_channel(node_pubkey: str, since: int) -> dict[str, di
                 "fees": 0,
                 "failed": 0,
                 "assisted": 0,
+                "refill_cost": 0,
             },
         )
 
@@ -507,6 +509,12 @@ async def forward_stats_by_channel(node_pubkey: str, since: int) -> dict[str, di
             {"pk": node_pubkey, "since": since},
         ):
             slot(r["chan_out"])["failed"] = int(r["n"])
+        for r in await tx.rows(
+            "SELECT in_channel, SUM(fee_msat) AS cost FROM daznode.rebalances "
+            "WHERE ts >= :since GROUP BY in_channel",
+            {"since": since},
+        ):
+            slot(r["in_channel"])["refill_cost"] = int(r["cost"] or 0)
     return stats
 
 

@@ -163,6 +163,7 @@ def _window(stats: dict[str, dict[str, int]], channel_id: str, days: int) -> Flo
         fees_msat=s.get("fees", 0),
         failed_out=s.get("failed", 0),
         assisted_fees_msat=s.get("assisted", 0),
+        refill_cost_msat=s.get("refill_cost", 0),
     )
 
 

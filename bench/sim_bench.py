@@ -210,7 +210,8 @@ def fee_sensitivity(graph: NetworkGraph, seed: int = 1) -> list[str]:
     ]
     for label, size in PLACEMENTS.items():
         node = pick_node(graph, size)
-        world = prepare(graph, Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed))
+        scenario = Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed)
+        world = prepare(graph, scenario, processes=2)
         with multiprocessing.get_context("fork").Pool(2) as pool:
             results = pool.map(_flat_run, [(world, ppm) for ppm in FLAT_FEES])
         for ppm, r in zip(FLAT_FEES, results, strict=True):

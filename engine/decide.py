@@ -22,6 +22,7 @@ from .metrics import ChannelMetrics, FlowWindow, NetworkContext
 from .profiles import Profile
 from .rules import Rule, RuleOutcome, apply_rule, first_match
 
+RAISE_MIN_FORWARDS = 7  # a week's outbound forwards below which no raise is tried
 CLOSE_VBYTES = 170  # cooperative close, one P2WSH input, two outputs
 OPEN_VBYTES = 154  # funding transaction, one input, P2WSH output and change
 
@@ -120,6 +121,7 @@ def _merged_window(channels: list[ChannelMetrics], days: int) -> FlowWindow:
         volume_in_msat=sum(w.volume_in_msat for w in ws),
         fees_msat=sum(w.fees_msat for w in ws),
         failed_out=sum(w.failed_out for w in ws),
+        refill_cost_msat=sum(w.refill_cost_msat for w in ws),
     )
 
 
@@ -143,18 +145,11 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
     peer = net.peer(group[0].peer_id)
     reasons: list[str] = []
     if peer and peer.competitor_fee_ppm is not None:
-        # Senders compare whole routes, not this one hop: a peer whose other channels sell
-        # below the going price of a hop is no reason to sell below it (the simulator showed
-        # the engine giving such channels away where a flat band earned twice as much).
-        reference = max(peer.competitor_fee_ppm, net.median_fee_ppm)
-        reasons.append(
-            f"other channels into this peer charge {peer.competitor_fee_ppm} ppm (median)"
-            + (
-                f", below the network's {net.median_fee_ppm} ppm: that is the reference"
-                if peer.competitor_fee_ppm < net.median_fee_ppm
-                else ""
-            )
-        )
+        # What senders would pay to reach this peer another way. (Floored at the network
+        # median, it priced channels into cheaply served peers out of a demand that follows
+        # price: the simulator's senders, once they could route around us, paid it rarely.)
+        reference = peer.competitor_fee_ppm
+        reasons.append(f"other channels into this peer charge {reference} ppm (median)")
     else:
         reference = net.median_fee_ppm
         reasons.append(f"competitors unknown: reference is the network median {reference} ppm")
@@ -171,12 +166,12 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
     if current and earning and target < min(current):
         target = float(min(current))
         reasons.append(f"{week.forwards_out} forwards out this week at the current fee: kept")
-    if week.forwards_out == 0 and ratio > p.target_ratio and current:
+    if week.forwards_out == 0 and ratio > p.low_ratio and current:
         # Never a raise when nothing sells, and a cut that grows with the idle share: none at
         # the target ratio (a fixed step there flipped a raise into a cut when one msat
         # crossed it), a full step from the saturation threshold up (a model target above
         # the fee must not keep unsold liquidity at a price nobody pays).
-        idle = min(1.0, (ratio - p.target_ratio) / max(1e-9, p.high_ratio - p.target_ratio))
+        idle = min(1.0, (ratio - p.low_ratio) / max(1e-9, p.high_ratio - p.low_ratio))
         ceiling = max(current) * (1 - p.max_step_down * idle)
         if target >= ceiling:
             target = ceiling
@@ -234,10 +229,16 @@ def demand_falling(ch: ChannelMetrics) -> str:
 
 
 def _raise_held(ch: ChannelMetrics) -> str:
-    """One experiment at a time: no raise while the last change is being measured or while
-    demand falls."""
+    """One experiment at a time: no raise while the last change is being measured, while
+    demand falls, or while too little sells to tell what a raise did."""
     if ch.measuring:
         return "our last fee change here is still being measured: one step at a time"
+    sold = ch.window(7).forwards_out
+    if sold < RAISE_MIN_FORWARDS:
+        return (
+            f"{sold} forwards out this week: too few to raise on (a raise is an experiment "
+            "on demand, and this much demand cannot measure it)"
+        )
     return demand_falling(ch)
 
 
@@ -255,6 +256,7 @@ def _measured_step(
         return None
     raised = m.fee_after_ppm > m.fee_before_ppm
     change = f"{m.fee_before_ppm} -> {m.fee_after_ppm} ppm"
+    scarce = ch.local_ratio < p.low_ratio and ch.window(7).failed_out > 0
     if m.adjusted_change < 0:
         back = min(p.max_fee_ppm, max(p.min_fee_ppm, m.fee_before_ppm))
         if raised and back < current:
@@ -266,7 +268,7 @@ def _measured_step(
         return None
     gain = f"earned {m.adjusted_change:+.0%} against the untouched channels"
     if raised:
-        if demand_falling(ch) or _unsold(ch, p):
+        if (_raise_held(ch) and not scarce) or _unsold(ch, p):
             return None
         new = min(p.max_fee_ppm, math.ceil(current * (1 + p.max_step_up)))
         new = max(new, current + max(1, p.min_fee_delta_ppm))
@@ -301,6 +303,28 @@ def _fee_step(
         )
     gap = t.target_ppm - current
     relative = gap / max(1, current)
+    failed = ch.window(7).failed_out
+    depleted_failing = ch.local_ratio < p.low_ratio and failed > 0
+    if failed and gap <= 0 and ch.local_ratio < p.target_ratio:
+        # Forwards fail here for lack of balance at this price: demand exceeds what the
+        # channel holds, whatever the model's target says (a reference of 1 ppm from cheap
+        # competitors kept a depleted channel failing 200 forwards a week at 100 ppm). A
+        # depleted one is raised a step, one per measurement; below the target ratio, or
+        # when the step does not fit, the fee holds: never a cut while forwards fail.
+        new = max(math.ceil(current * (1 + p.max_step_up)), current + max(1, p.min_fee_delta_ppm))
+        fits = new <= p.max_fee_ppm and (ch.raise_ceiling_ppm is None or new < ch.raise_ceiling_ppm)
+        if depleted_failing and fits and not ch.measuring:
+            why = f"{failed} forwards failed for lack of balance this week"
+            return (
+                Decision.INCREASE_FEES,
+                new,
+                [f"raise {current} -> {new} ppm: depleted, and {why}"],
+            )
+        return (
+            Decision.NO_ACTION,
+            current,
+            [f"{failed} forwards failed here for lack of balance this week: no cut"],
+        )
     if abs(relative) < p.deadband or abs(gap) < p.min_fee_delta_ppm:
         return (
             Decision.NO_ACTION,
@@ -309,7 +333,6 @@ def _fee_step(
         )
     if gap > 0:
         draining = t.days_to_empty is not None and t.days_to_empty < p.fast_raise_days
-        depleted_failing = ch.local_ratio < p.low_ratio and ch.window(7).failed_out > 0
         urgent = draining or depleted_failing
         held = _raise_held(ch) if not urgent else ""
         if held:
@@ -391,18 +414,48 @@ def _rebalance_plan(
         return None, ""
     if week.forwards_out < 3 and week.failed_out == 0:
         return None, "depleted, but too little demand to pay for a rebalance"
-    amount_msat = int((p.target_ratio - ch.local_ratio) * ch.capacity_msat)
+    month = ch.window(30)
+    if month.refill_cost_msat > month.fees_msat:
+        # Measured: refilling it did not pay. No more until its earnings catch up.
+        return None, (
+            f"refills into it cost {month.refill_cost_msat // 1000:,} sat in 30 days, more than "
+            f"the {month.fees_msat // 1000:,} sat it earned: no more refills until it earns them"
+        )
     # The refilled liquidity earns at most what the channel forwards over the horizon.
     # Forwards that failed here for lack of balance are demand too, valued at the average
-    # settled amount (50k sat when nothing settled).
+    # settled amount (50k sat when nothing settled), at most as much again as what settled
+    # (one payment retried is several failed HTLCs).
     average = week.volume_out_msat / week.forwards_out if week.forwards_out else 50_000_000
-    per_day = (week.volume_out_msat + week.failed_out * average) / 7
-    expected_volume = min(amount_msat, per_day * p.rebalance_horizon_days)
+    settled = week.volume_out_msat / 7
+    failed = week.failed_out * average / 7
+    per_day = settled + (min(failed, settled) if week.forwards_out else failed)
+    # A few forwards say little about the rate: count on its lower 1-sigma bound (Poisson),
+    # half of it at 4 forwards, 90 % at 100 (a refill costs for sure, its earnings do not).
+    per_day *= 1 - 1 / math.sqrt(max(1, month.forwards_out + week.failed_out))
+    # Buy only what is expected to sell within the horizon.
+    wanted_msat = int((p.target_ratio - ch.local_ratio) * ch.capacity_msat)
+    amount_msat = int(min(wanted_msat, per_day * p.rebalance_horizon_days))
+    if amount_msat < ch.capacity_msat // 100:
+        return None, "depleted, but too little demand to pay for a rebalance"
+    expected_volume = amount_msat
     earnings_msat = expected_volume * fee_ppm / 1e6
-    budget_ppm = int(
-        min(fee_ppm * p.rebalance_safety, earnings_msat / amount_msat * 1e6 * p.rebalance_safety)
-    )
+    # Those earnings pay for every refill within the horizon, not for each one again: what
+    # refills cost lately comes off (the simulator showed hourly refills of one channel,
+    # each justified by the same earnings, costing more than the channel ever earned).
+    # And they are a forecast: never spend more than the channel has actually earned in the
+    # last 30 days (a week of four large forwards justified a refill whose liquidity then
+    # sold nothing for three weeks, at a tenth of the price).
+    spent_msat = month.refill_cost_msat * min(1.0, p.rebalance_horizon_days / 30)
+    earned_msat = month.fees_msat
+    allowance_msat = min(earnings_msat, earned_msat) * p.rebalance_safety - spent_msat
+    budget_ppm = int(min(fee_ppm * p.rebalance_safety, allowance_msat / amount_msat * 1e6))
     cost_ppm = refill_cost_ppm(ch, net)
+    if budget_ppm <= 0:
+        return None, (
+            f"its earnings of the last 30 days, {month.fees_msat // 1000:,} sat, less the "
+            f"{month.refill_cost_msat // 1000:,} sat refills already cost, leave nothing for "
+            "another refill"
+        )
     if cost_ppm >= budget_ppm:
         return None, (
             f"a rebalance would cost ~{cost_ppm} ppm, more than the {budget_ppm} ppm "
@@ -452,7 +505,7 @@ def _close_plan(ch: ChannelMetrics, net: NetworkContext, p: Profile) -> ClosePla
 
 def _unsold(ch: ChannelMetrics, p: Profile) -> bool:
     """Idle liquidity that did not sell a single forward this week."""
-    return ch.window(7).forwards_out == 0 and ch.local_ratio > p.target_ratio
+    return ch.window(7).forwards_out == 0 and ch.local_ratio > p.low_ratio
 
 
 def _confidence(ch: ChannelMetrics, net: NetworkContext, signal: float) -> float:
@@ -501,7 +554,11 @@ def evaluate_channel(
     measured = _measured_step(ch, target, p)
     decision, fee, fee_reasons = measured or _fee_step(ch, target, p)
     reasons += fee_reasons
-    plan, why = _rebalance_plan(ch, fee or target.target_ppm, net, p, rebalance_source)
+    # Refilled, the channel loses its scarcity premium: value the liquidity at the fee it
+    # would ask at the target ratio, not at today's depleted price (the simulator showed
+    # refills bought at half a scarcity price whose liquidity then sold for a tenth of it).
+    refilled_fee = min(fee or target.target_ppm, round(target.reference_ppm * target.flow_mod))
+    plan, why = _rebalance_plan(ch, max(p.min_fee_ppm, refilled_fee), net, p, rebalance_source)
     if why:
         reasons.append(why)
     if plan and decision is not Decision.INCREASE_FEES:

@@ -28,10 +28,12 @@ import bisect
 import copy
 import heapq
 import math
+import multiprocessing
 import random
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .graph_summary import summarize
 from .impact import ChannelFlow
@@ -56,12 +58,12 @@ DAY = 86400
 START_EPOCH = 1_767_225_600  # 2026-01-01 UTC: simulated time, fixed for reproducibility
 MAX_ATTEMPTS = 10  # routes a sender tries before giving up (LND's default timeout allows more)
 ROUTES_PER_SIDE = 4  # cheapest ways into us and out of us combined into candidate routes
-ALTERNATIVES = 3  # routes around us, differing in their last hop
+ALTERNATIVES = 3  # the cheapest routes around us the search keeps per sender and node
 FEE_LIMIT_PPM = 5_000  # Core Lightning's pay: maxfeepercent 0.5 %
 FEE_LIMIT_EXEMPT_MSAT = 5_000  # ... and exemptfee 5 sat
 REBALANCE_TRIES = 3  # a failed circular payment is retried at half the amount
 CALIBRATION_DAYS = 2
-MIN_PAYMENTS_PER_DAY, MAX_PAYMENTS_PER_DAY = 100, 60_000  # the calibration stays within
+MIN_PAYMENTS_PER_DAY, MAX_PAYMENTS_PER_DAY = 1_000, 1_000_000  # the calibration stays within
 
 Progress = Callable[[float, str], None]
 
@@ -89,7 +91,7 @@ class SimChannel:
 class Demand:
     """Payments across the network that could pass through us, per simulated day."""
 
-    payments_per_day: int = 20_000
+    payments_per_day: int = 200_000  # River (2023): at least 6.6 M routed payments a month
     median_amount_sat: int = 20_000
     amount_spread: float = 1.5  # standard deviation of ln(amount)
     max_amount_sat: int = 2_000_000
@@ -117,6 +119,9 @@ class SimulationError(ValueError):
 
 # -- the prepared world (shared by every policy) ------------------------------------------
 
+Payment = tuple[int, int, int, int, int, int]
+Around = tuple[float, float, float, int]  # a route around us: cost, fee, probability, rank
+
 
 @dataclass(slots=True)
 class InRoute:
@@ -141,7 +146,9 @@ class World:
     min_out_cost: list[list[float]]  # [class][node]: cheapest onward route from any peer
     # [class][channel]: the peer's route costs, fees, probabilities, and our hop's penalty
     onward: list[list[tuple[array, array, array, float]]]
-    payments: list[tuple[int, int, int, int, int]]  # (second, sender, receiver, msat, class)
+    # (second, sender, receiver, msat, class, index among all drawn): only those that can
+    # reach us; the index keys the payment's random outcomes
+    payments: list[Payment]
     warmup_payments: int  # the first ones fall in the warm-up
     start: Ledger | None = None  # state after the warm-up, copied for every policy
     stats: dict[str, float] = field(default_factory=dict)
@@ -199,32 +206,33 @@ def _in_route(
     return InRoute(cost + hop_cost, fee + hop_fee, prob, i)
 
 
-def _draw_payments(
-    rng: random.Random,
-    scenario: Scenario,
-    days: int,
-    senders: list[int],
-    sender_weights: list[int],
-    receivers: list[int],
-    receiver_weights: list[int],
-) -> list[tuple[int, int, int, int, int]]:
-    d = scenario.demand
-    s_cum = _cumulative(sender_weights)
-    r_cum = _cumulative(receiver_weights)
-    mu = math.log(d.median_amount_sat * 1000)
-    cap = d.max_amount_sat * 1000
-    payments = []
-    for day in range(days):
-        count = _poisson(rng, d.payments_per_day)
-        times = sorted(rng.randrange(DAY) for _ in range(count))
-        for t in times:
-            k = bisect.bisect_right(s_cum, rng.random() * s_cum[-1])
-            r = receivers[bisect.bisect_right(r_cum, rng.random() * r_cum[-1])]
-            if r == senders[k]:
-                continue
-            amount = int(min(cap, max(1_000, rng.lognormvariate(mu, d.amount_spread))))
-            payments.append((day * DAY + t, k, r, amount, amount_class(amount)))
-    return payments
+@dataclass(frozen=True, slots=True)
+class _Draw:
+    """Who sends and receives, with cumulative weights: what drawing a day needs."""
+
+    senders: list[int]
+    sender_cum: list[float]
+    receivers: list[int]
+    receiver_cum: list[float]
+
+
+def _draw_day(key: str, demand: Demand, day: int, draw: _Draw) -> Iterator[Payment]:
+    """One day's payments in time order. Each day has its own generator (seeded by `key`
+    and the day) so days can be drawn in any process; a payment's index, day x 2^24 + its
+    rank in the day, keys its random outcomes."""
+    rng = random.Random(f"{key}:{day}")
+    mu = math.log(demand.median_amount_sat * 1000)
+    cap = demand.max_amount_sat * 1000
+    s_cum, r_cum = draw.sender_cum, draw.receiver_cum
+    count = _poisson(rng, demand.payments_per_day)
+    times = sorted(rng.randrange(DAY) for _ in range(count))
+    for n, t in enumerate(times):
+        k = bisect.bisect_right(s_cum, rng.random() * s_cum[-1])
+        r = draw.receivers[bisect.bisect_right(r_cum, rng.random() * r_cum[-1])]
+        if r == draw.senders[k]:
+            continue
+        amount = int(min(cap, max(1_000, rng.lognormvariate(mu, demand.amount_spread))))
+        yield (day * DAY + t, k, r, amount, amount_class(amount), day * 2**24 + n)
 
 
 def _cumulative(weights: list[int]) -> list[float]:
@@ -245,26 +253,125 @@ def _poisson(rng: random.Random, mean: float) -> int:
     return k
 
 
-def _relevant(
-    world: World, drawn: list[tuple[int, int, int, int, int]]
-) -> list[tuple[int, int, int, int, int]]:
-    """The payments that have at least one route through us (the others never touch us)."""
-    ins, outs = world.in_routes, world.min_out_cost
-    return [p for p in drawn if ins[p[1]][p[4]] and outs[p[4]][p[2]] < UNREACHABLE]
+def routes_around_us(world: World, k: int, target: int, c: int) -> list[Around]:
+    """Sender k's routes to the target that avoid us, cheapest first, as many as it would
+    try: the ones the search kept (engine/route_tables.py), then, when it kept more than
+    one, a ladder of further ones up to MAX_ATTEMPTS, each dearer than the last by the
+    kept routes' average step and at least by one more hop's base penalty. A dense network
+    has many more routes than the search keeps; without them a sender whose few kept
+    routes failed would come to us at any fee (docs/SIMULATION.md)."""
+    alts = alternatives(world.sender_trees[k][c], target)
+    out = [(cost, fee, prob, rank) for rank, (cost, fee, prob) in enumerate(alts)]
+    if len(alts) < 2:
+        return out
+    (first_cost, first_fee, _p), (last_cost, last_fee, last_prob) = alts[0], alts[-1]
+    steps = len(alts) - 1
+    step = max(hop_penalty_msat(CLASS_AMOUNTS_MSAT[c], 1.0), (last_cost - first_cost) / steps)
+    fee_step = max(0.0, (last_fee - first_fee) / steps)
+    for rank in range(len(alts), MAX_ATTEMPTS):
+        m = rank - steps
+        out.append((last_cost + m * step, last_fee + m * fee_step, last_prob, rank))
+    return out
 
 
-def _calibrate(
-    world: World,
-    rng: random.Random,
-    senders: list[int],
-    weights: tuple[list[int], list[int], list[int]],
-) -> None:
+def fee_limit_msat(amount: int) -> int:
+    return max(FEE_LIMIT_EXEMPT_MSAT, amount * FEE_LIMIT_PPM // 1_000_000)
+
+
+def first_tries(world: World, seed: int, payment: Payment) -> tuple[bool, int, list[Around]]:
+    """The routes around us a sender tries before any route through us could come first,
+    whatever our fees: those no dearer than the cheapest conceivable route through us (the
+    sender's cheapest way to a peer of ours, then the cheapest way on from any peer, at no
+    fee of ours). Returns (settled without us: it succeeded or ran out of attempts,
+    attempts made, the routes around us left). Policies cannot change any of it."""
+    _second, k, target, amount, c, index = payment
+    lower_bound = world.in_routes[k][c][0].cost + world.min_out_cost[c][target]
+    scale = amount / CLASS_AMOUNTS_MSAT[c]
+    limit = fee_limit_msat(amount)
+    tree = world.sender_trees[k][c]
+    if (  # most payments: the cheapest route around us, tried first, succeeds
+        tree.cost[target] <= lower_bound
+        and tree.fee[target] * scale <= limit
+        and _unit(seed, index, 0) < tree.prob[target]
+    ):
+        return True, 1, []
+    around = routes_around_us(world, k, target, c)
+    attempts = 0
+    for n, (cost, fee, prob, rank) in enumerate(around):
+        if cost > lower_bound:
+            return False, attempts, around[n:]
+        if fee * scale > limit:
+            continue
+        attempts += 1
+        if _unit(seed, index, 0 if rank == 0 else 10 + rank) < prob or attempts >= MAX_ATTEMPTS:
+            return True, attempts, []
+    return False, attempts, []
+
+
+def _reaching_us(world: World, drawn: Iterable[Payment]) -> list[Payment]:
+    """The payments a route through us can carry and that the routes around us tried
+    first did not settle: no policy can change what the others do."""
+    ins, outs, seed = world.in_routes, world.min_out_cost, world.scenario.seed
+    return [
+        p
+        for p in drawn
+        if ins[p[1]][p[4]] and outs[p[4]][p[2]] < UNREACHABLE and not first_tries(world, seed, p)[0]
+    ]
+
+
+def _day_reaching_us(job: tuple[str, int]) -> tuple[int, list[Payment]]:
+    """In a pool process: (payments drawn, those that can reach us) for one day."""
+    key, day = job
+    world, draw = _SHARED["world"], _SHARED["draw"]
+    counted = _Counted(_draw_day(key, world.scenario.demand, day, draw))
+    kept = _reaching_us(world, counted)
+    return counted.count, kept
+
+
+def _payments_reaching_us(
+    world: World, key: str, days: int, draw: _Draw, processes: int, progress: Progress
+) -> tuple[int, list[Payment]]:
+    """Every day's payments that can reach us, in time order, and how many were drawn."""
+    drawn, kept = 0, []
+    jobs = [(key, day) for day in range(days)]
+    results = _pool_map(_day_reaching_us, jobs, processes, {"world": world, "draw": draw})
+    for done, (count, day_kept) in enumerate(results, 1):
+        drawn += count
+        kept += day_kept
+        progress(done / days, "drawing payments")
+    return drawn, kept
+
+
+# Work a pool's processes read: set before the pool forks, never sent through pipes.
+_SHARED: dict[str, Any] = {}
+
+
+def _pool_map(
+    fn: Callable[[Any], Any], jobs: list, processes: int, shared: dict[str, Any]
+) -> Iterator[Any]:
+    """fn over jobs, results in order: in `processes` forked processes that inherit
+    `shared`, or in this one."""
+    _SHARED.update(shared)
+    try:
+        if processes <= 1 or len(jobs) <= 1:
+            yield from map(fn, jobs)
+            return
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(processes, len(jobs))) as pool:
+            yield from pool.imap(fn, jobs)
+    finally:
+        _SHARED.clear()
+
+
+def _calibrate(world: World, draw: _Draw, processes: int) -> None:
     """Scale the demand so that, at the channels' current fees, we forward as many payments
     per day as the node did (its own history). Measured on a separate sample of days."""
     scenario = world.scenario
     target = scenario.calibrate_forwards_per_day or 0.0
-    drawn = _draw_payments(rng, scenario, CALIBRATION_DAYS, senders, *weights)
-    world.payments = _relevant(world, drawn)
+    key = f"calibration:{scenario.seed}"
+    _drawn, world.payments = _payments_reaching_us(
+        world, key, CALIBRATION_DAYS, draw, processes, _quiet
+    )
     ledger = Ledger.opening(world)
     Replay(world, ledger, policy=None).run(0, len(world.payments), CALIBRATION_DAYS * DAY)
     measured = ledger.forwarded / CALIBRATION_DAYS
@@ -280,6 +387,18 @@ def _calibrate(
     )
 
 
+class _Counted:
+    """An iterator that counts what went through it."""
+
+    def __init__(self, items: Iterable[Payment]) -> None:
+        self.items, self.count = items, 0
+
+    def __iter__(self) -> Iterator[Payment]:
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
 def _tree_arrays(tree: RouteTree) -> tuple[array, array, array]:
     return tree.cost, tree.fee, tree.prob
 
@@ -292,11 +411,23 @@ def _our_hop_penalty(ch: SimChannel, amount: int) -> float:
     return hop_penalty_msat(amount, success_probability(amount, capacity))
 
 
-def prepare(graph: NetworkGraph, scenario: Scenario, progress: Progress = _quiet) -> World:
-    """Everything the policies share: routes, payments, and the state after the warm-up."""
+def _search(job: tuple[int, bool]) -> list[RouteTree]:
+    """In a pool process: one origin's route trees, one per size class. A sender's keep its
+    next cheapest routes too (the ones it falls back on)."""
+    origin, is_sender = job
+    ranks = ALTERNATIVES if is_sender else 1
+    return [route_tree(g, origin, is_sender, ranks) for g in _SHARED["classes"]]
+
+
+def prepare(
+    graph: NetworkGraph, scenario: Scenario, progress: Progress = _quiet, processes: int = 1
+) -> World:
+    """Everything the policies share: routes, payments, and the state after the warm-up.
+    `processes` > 1 searches routes and draws payments in that many forked processes (the
+    result is the same)."""
     if not scenario.channels:
         raise SimulationError("the node has no channels to simulate")
-    rng = random.Random(scenario.seed)
+    rng = random.Random(scenario.seed)  # the senders; each day's payments have their own
     index, edges = _index_graph(graph, scenario.our_pubkey)
     n = len(index)
     peer_node = []
@@ -316,28 +447,14 @@ def prepare(graph: NetworkGraph, scenario: Scenario, progress: Progress = _quiet
     senders = _weighted_sample(rng, candidates, degree, scenario.demand.senders)
     receivers = [v for v in range(1, n) if base.into[v]]
     peers = sorted(set(peer_node))
-    searches = len(senders) + len(peers)
-    done = 0
-
-    def searched() -> None:
-        nonlocal done
-        done += 1
-        progress(0.05 + 0.75 * done / (searches * len(classes)), "searching routes")
-
-    sender_trees = []
-    for s in senders:
-        trees = []
-        for g in classes:
-            trees.append(route_tree(g, s, origin_is_sender=True))
-            searched()
-        sender_trees.append(trees)
-    peer_trees: dict[int, list[RouteTree]] = {}
-    for p in peers:
-        trees = []
-        for g in classes:
-            trees.append(route_tree(g, p, origin_is_sender=False))
-            searched()
-        peer_trees[p] = trees
+    jobs = [(s, True) for s in senders] + [(p, False) for p in peers]
+    trees_of: list[list[RouteTree]] = []
+    searching = _pool_map(_search, jobs, processes, {"classes": classes})
+    for done, trees in enumerate(searching, 1):
+        trees_of.append(trees)
+        progress(0.05 + 0.6 * done / len(jobs), "searching routes")
+    sender_trees = trees_of[: len(senders)]
+    peer_trees = dict(zip(peers, trees_of[len(senders) :], strict=True))
     in_routes = []
     for k, s in enumerate(senders):
         per_class = []
@@ -379,16 +496,26 @@ def prepare(graph: NetworkGraph, scenario: Scenario, progress: Progress = _quiet
         warmup_payments=0,
         stats={"nodes": n, "senders": len(senders), "peers": len(peers)},
     )
-    weights = ([degree[s] for s in senders], receivers, [degree[r] for r in receivers])
+    draw = _Draw(
+        senders,
+        _cumulative([degree[s] for s in senders]),
+        receivers,
+        _cumulative([degree[r] for r in receivers]),
+    )
     if scenario.calibrate_forwards_per_day is not None:
-        progress(0.8, "calibrating demand")
-        _calibrate(world, random.Random(scenario.seed + 1), senders, weights)
-    progress(0.82, "drawing payments")
-    drawn = _draw_payments(rng, world.scenario, world.scenario.total_days, senders, *weights)
-    world.payments = _relevant(world, drawn)
+        progress(0.66, "calibrating demand")
+        _calibrate(world, draw, processes)
+    drawn, world.payments = _payments_reaching_us(
+        world,
+        f"payments:{scenario.seed}",
+        world.scenario.total_days,
+        draw,
+        processes,
+        lambda f, _p: progress(0.7 + 0.15 * f, "drawing payments"),
+    )
     warmup_end = scenario.warmup_days * DAY
     world.warmup_payments = bisect.bisect_left(world.payments, (warmup_end,))
-    world.stats.update(payments_drawn=len(drawn), payments_kept=len(world.payments))
+    world.stats.update(payments_drawn=drawn, payments_kept=len(world.payments))
     progress(0.85, "warming up")
     ledger = Ledger.opening(world)
     Replay(world, ledger, policy=None).run(0, world.warmup_payments, warmup_end)
@@ -399,8 +526,10 @@ def prepare(graph: NetworkGraph, scenario: Scenario, progress: Progress = _quiet
 
 # -- the state of one run -----------------------------------------------------------------
 
-COUNTERS = ("fwd_out", "fwd_in", "vol_out", "vol_in", "fees", "failed_out", "assisted")
-C_FWD_OUT, C_FWD_IN, C_VOL_OUT, C_VOL_IN, C_FEES, C_FAILED, C_ASSISTED = range(len(COUNTERS))
+COUNTERS = ("fwd_out", "fwd_in", "vol_out", "vol_in", "fees", "failed_out", "assisted", "refill")
+C_FWD_OUT, C_FWD_IN, C_VOL_OUT, C_VOL_IN, C_FEES, C_FAILED, C_ASSISTED, C_REFILL = range(
+    len(COUNTERS)
+)
 
 
 @dataclass(slots=True)
@@ -503,7 +632,7 @@ class Replay:
                 hour += 1
                 self._new_hour(hour)
                 progress((hour - start_hour) / total_hours, "")
-            self._route(i, payments[i])
+            self._route(payments[i])
         while (hour + 1) * HOUR <= end_second:
             hour += 1
             self._new_hour(hour)
@@ -540,6 +669,7 @@ class Replay:
                     fees_msat=d[C_FEES],
                     failed_out=d[C_FAILED],
                     assisted_fees_msat=d[C_ASSISTED],
+                    refill_cost_msat=d[C_REFILL],
                 )
             week_ago = led.hourly_local[max(0, hour - 24 * 7)][i]
             span_days = min(7.0, hour / 24) or 1.0
@@ -626,24 +756,16 @@ class Replay:
             led.local[dst] += amount
             led.remote[dst] -= amount
             led.rebalance_cost_msat += total_fee
+            led.counters[C_REFILL][dst] += total_fee
             led.rebalances += 1
             return
 
     # -- one payment --
 
-    def _route(self, index: int, payment: tuple[int, int, int, int, int]) -> None:
-        _second, k, target, amount, c = payment
-        w = self.w
-        tree = w.sender_trees[k][c]
-        alt_cost = tree.cost[target]
-        lower_bound = w.in_routes[k][c][0].cost + w.min_out_cost[c][target]
-        tried_alt = False
-        if alt_cost <= lower_bound:
-            # Nothing through us can beat the cheapest route around us: try it first.
-            if _unit(self.seed, index, 0) < tree.prob[target]:
-                return
-            tried_alt = True
-        self._route_with_candidates(index, k, target, amount, c, tree, tried_alt)
+    def _route(self, payment: Payment) -> None:
+        settled, attempts, rest = first_tries(self.w, self.seed, payment)
+        if not settled:
+            self._route_through_us(payment, attempts, rest)
 
     def _out_routes(
         self, target: int, amount: int, c: int
@@ -662,30 +784,28 @@ class Replay:
             out.append((rest + fees[j] + hop, fee[target] + fees[j], prob[target], j))
         return heapq.nsmallest(ROUTES_PER_SIDE * 2, out)
 
-    def _route_with_candidates(
-        self, index: int, k: int, target: int, amount: int, c: int, tree: RouteTree, tried_alt: bool
-    ) -> None:
+    def _route_through_us(self, payment: Payment, attempts: int, around: list[Around]) -> None:
+        """The sender's remaining attempts, cheapest first: routes through us (its 4
+        cheapest ways to a peer of ours, our 8 cheapest ways on) and the routes around us
+        it has not tried yet."""
+        _second, k, target, amount, c, index = payment
         w, led = self.w, self.led
         scale = amount / CLASS_AMOUNTS_MSAT[c]
-        limit = max(FEE_LIMIT_EXEMPT_MSAT, amount * FEE_LIMIT_PPM // 1_000_000)
+        limit = fee_limit_msat(amount)
         ins = w.in_routes[k][c][:ROUTES_PER_SIDE]
         outs = self._out_routes(target, amount, c)
-        # (cost, fee, probability, in channel or -1 around us, out channel or alternative rank)
+        # (cost, fee, probability, in channel or -1 around us, out channel or rank around us)
         heap = [
             (r.cost + cost, r.fee + fee, prob, r.channel, j)
             for r in ins
             for cost, fee, prob, j in outs
             if w.peer_node[r.channel] != w.peer_node[j]
         ]
-        if tried_alt:
-            heap += self._other_alternatives(tree, target, c)
-        else:
-            heap.append((tree.cost[target], tree.fee[target], tree.prob[target], -1, 0))
+        heap += [(cost, fee, prob, -1, rank) for cost, fee, prob, rank in around]
         heapq.heapify(heap)
         failed_in: set[int] = set()
         failed_out: set[int] = set()
-        attempts = 1 if tried_alt else 0
-        around_failed = False
+        fallback = attempts > 0
         while heap and attempts < MAX_ATTEMPTS:
             _cost, fee, prob, i, j = heapq.heappop(heap)
             if fee * scale > limit:
@@ -694,10 +814,7 @@ class Replay:
                 attempts += 1
                 if _unit(self.seed, index, 0 if j == 0 else 10 + j) < prob:
                     return
-                around_failed = True
-                if j == 0:  # the sender now looks for other routes around us too
-                    for alt in self._other_alternatives(tree, target, c):
-                        heapq.heappush(heap, alt)
+                fallback = True
                 continue
             if i in failed_in or j in failed_out:
                 continue
@@ -719,16 +836,9 @@ class Replay:
                 failed_out.add(j)  # failed further on: the HTLC comes back through us
                 continue
             self._settle(i, j, amount, our_fee)
-            if tried_alt or around_failed:
+            if fallback:
                 led.fallback += 1
             return
-
-    def _other_alternatives(
-        self, tree: RouteTree, target: int, c: int
-    ) -> list[tuple[float, float, float, int, int]]:
-        """Routes around us other than the cheapest one (ranks 1 and up)."""
-        alts = alternatives(self.w.classes[c], tree, target, ALTERNATIVES)
-        return [(cost, fee, prob, -1, rank) for rank, (cost, fee, prob) in enumerate(alts) if rank]
 
     def _settle(self, i: int, j: int, amount: int, fee: int) -> None:
         led = self.led

@@ -25,6 +25,7 @@ class FlowWindow:
     fees_msat: int = 0  # earned on forwards leaving through this channel
     failed_out: int = 0  # forwards that failed on this channel (when the backend reports them)
     assisted_fees_msat: int = 0  # earned on other channels by forwards that came in here
+    refill_cost_msat: int = 0  # paid for rebalances that moved liquidity into this channel
 
 
 @dataclass(frozen=True, slots=True)

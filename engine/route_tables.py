@@ -114,60 +114,94 @@ def build_class_graph(
 @dataclass(slots=True)
 class RouteTree:
     """Cheapest routes from one origin to every node (UNREACHABLE when there is none):
-    the sender's cost, the fees paid and the probability that every hop succeeds."""
+    the sender's cost, the fees paid and the probability that every hop succeeds. With
+    `ranks` > 1, the next cheapest routes too: rank r of node v at index v * (ranks - 1) +
+    r - 1 of the `more_*` arrays (a sender's fallbacks after a failure)."""
 
     origin: int
     cost: array  # float32: precise enough for msat costs, half the memory of float64
     fee: array
     prob: array
+    ranks: int = 1
+    more_cost: array | None = None
+    more_fee: array | None = None
+    more_prob: array | None = None
 
     def reach(self, node: int) -> tuple[float, float, float]:
         return self.cost[node], self.fee[node], self.prob[node]
 
 
-def route_tree(g: ClassGraph, origin: int, origin_is_sender: bool) -> RouteTree:
-    """Dijkstra from `origin`. A sender pays no fee on its first hop and knows its balance
-    (only the base penalty counts); a forwarding origin (one of our peers, forwarding what
-    we handed it) charges its fee like any hop."""
+def route_tree(g: ClassGraph, origin: int, origin_is_sender: bool, ranks: int = 1) -> RouteTree:
+    """Dijkstra from `origin`, keeping the `ranks` cheapest routes to every node (a node is
+    settled once per rank; a route never turns straight back to the node it came from). A
+    sender pays no fee on its first hop and knows its balance (only the base penalty
+    counts); a forwarding origin (one of our peers, forwarding what we handed it) charges
+    its fee like any hop."""
     n = len(g.out)
-    cost = [UNREACHABLE] * n
-    fee = [0.0] * n
-    prob = [0.0] * n
-    cost[origin], prob[origin] = 0.0, 1.0
-    done = bytearray(n)
-    heap = [(0.0, origin)]
-    pop, push = heapq.heappop, heapq.heappush
+    cost = [UNREACHABLE] * (n * ranks)
+    fee = [0.0] * (n * ranks)
+    prob = [0.0] * (n * ranks)
+    settled = bytearray(n)
+    settled[origin] = ranks  # no route back to the origin is worth keeping
+    cost[origin * ranks], prob[origin * ranks] = 0.0, 1.0
     own_hop = BASE_PENALTY_MSAT + BASE_PENALTY_AMOUNT_MULTIPLIER * g.amount_msat / 2**30
-    while heap:
-        c, u = pop(heap)
-        if done[u]:
-            continue
-        done[u] = 1
-        first = origin_is_sender and u == origin
-        fu, pu = fee[u], prob[u]
-        for v, hop_cost, hop_fee, p in g.out[u]:
-            nc = c + (own_hop if first else hop_cost)
-            if nc < cost[v]:
-                cost[v] = nc
-                fee[v] = fu if first else fu + hop_fee
-                prob[v] = pu if first else pu * p
-                push(heap, (nc, v))
-    return RouteTree(origin, array("f", cost), array("f", fee), array("f", prob))
-
-
-def alternatives(
-    g: ClassGraph, tree: RouteTree, target: int, limit: int
-) -> list[tuple[float, float, float]]:
-    """Up to `limit` routes from the tree's origin to `target` that differ in their last hop,
-    cheapest first: (cost, fee, probability). The first is the tree's own route."""
-    origin = tree.origin
-    found: list[tuple[float, float, float]] = []
-    for u, hop_cost, hop_fee, p in g.into[target]:
-        c = tree.cost[u]
-        if c == UNREACHABLE:
-            continue
-        if u == origin:  # a direct channel of the sender: no fee, known balance
-            found.append((hop_penalty_msat(g.amount_msat, 1.0), 0.0, 1.0))
+    pop, push = heapq.heappop, heapq.heappush
+    heap: list[tuple[float, int, float, float, int]] = []
+    for v, hop_cost, _fee, _p in g.out[origin]:
+        if origin_is_sender:
+            push(heap, (own_hop, v, 0.0, 1.0, origin))
         else:
-            found.append((c + hop_cost, tree.fee[u] + hop_fee, tree.prob[u] * p))
-    return heapq.nsmallest(limit, found)
+            push(heap, (hop_cost, v, _fee, _p, origin))
+    # The `ranks` cheapest costs pushed per node so far: a label above all of them cannot
+    # become one of the node's kept routes.
+    pushed: list[list[float]] = [[] for _ in range(n)]
+    while heap:
+        c, u, fu, pu, came_from = pop(heap)
+        r = settled[u]
+        if r >= ranks:
+            continue
+        settled[u] = r + 1
+        slot = u * ranks + r
+        cost[slot], fee[slot], prob[slot] = c, fu, pu
+        for v, hop_cost, hop_fee, p in g.out[u]:
+            if settled[v] >= ranks or v == came_from:
+                continue
+            nc = c + hop_cost
+            best = pushed[v]
+            if len(best) < ranks:
+                best.append(nc)
+            else:
+                worst = max(best)
+                if nc >= worst:
+                    continue
+                best[best.index(worst)] = nc
+            push(heap, (nc, v, fu + hop_fee, pu * p, u))
+    if ranks == 1:
+        return RouteTree(origin, array("f", cost), array("f", fee), array("f", prob))
+    first = slice(0, None, ranks)
+    more = [i for i in range(n * ranks) if i % ranks]
+    return RouteTree(
+        origin,
+        array("f", cost[first]),
+        array("f", fee[first]),
+        array("f", prob[first]),
+        ranks,
+        array("f", (cost[i] for i in more)),
+        array("f", (fee[i] for i in more)),
+        array("f", (prob[i] for i in more)),
+    )
+
+
+def alternatives(tree: RouteTree, target: int) -> list[tuple[float, float, float]]:
+    """The routes the tree kept from its origin to `target`, cheapest first: (cost, fee,
+    probability). The first is the tree's own route, the others its next ranks."""
+    if tree.cost[target] == UNREACHABLE:
+        return []
+    found = [tree.reach(target)]
+    if tree.more_cost is not None:
+        k = tree.ranks - 1
+        for slot in range(target * k, target * k + k):
+            if tree.more_cost[slot] == UNREACHABLE:
+                break
+            found.append((tree.more_cost[slot], tree.more_fee[slot], tree.more_prob[slot]))
+    return found

@@ -215,7 +215,7 @@ def run_simulation(
         raise SimInputError("no policy to simulate")
     for spec in specs:
         policy_factory(spec)  # a bad spec fails before the long part
-    world = prepare(graph, scenario, lambda f, p: progress(0.4 * f, p))
+    world = prepare(graph, scenario, lambda f, p: progress(0.4 * f, p), processes)
     results: list[dict[str, Any] | None] = [None] * len(specs)
     jobs = list(enumerate(specs))
     if processes > 1 and len(specs) > 1:

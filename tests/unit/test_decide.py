@@ -10,6 +10,9 @@ The fee floor is the refill cost (peer fee + network median) x refill_margin x u
 where unreturned = (out - in) / out of the week's volume, clamped to [0, 1], once the week's
 outflow reaches `full` sat (full = refill cost x margin in ppm); with less outflow it is
 blended (weight out / full sat) with the balance prior clamp((0.5 - ratio) / 0.35, 0, 1).
+
+A raise needs 7 forwards out in the week (RAISE_MIN_FORWARDS) unless it is urgent (draining,
+or depleted with failed forwards), so the raise scenarios below sell at least that much.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import math
 from dataclasses import replace
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from engine.decide import (
     CLOSE_VBYTES,
     OPEN_VBYTES,
+    RAISE_MIN_FORWARDS,
     Decision,
     composite_score,
     days_to_empty,
@@ -34,7 +38,7 @@ from engine.decide import (
     refill_cost_ppm,
 )
 from engine.heuristics import HeuristicResult
-from engine.metrics import ChannelMetrics, FlowWindow, NetworkContext, PeerInfo
+from engine.metrics import ChannelMetrics, FlowWindow, MeasuredChange, NetworkContext, PeerInfo
 from engine.node_source import RoutingPolicy
 from engine.profiles import BUILTIN, Profile, profile_from_dict
 
@@ -179,6 +183,8 @@ def test_balanced_channel_at_the_competitor_fee_is_left_alone():
 
 
 DEPLETED_WEEK = FlowWindow(7, forwards_out=2, volume_out_msat=20_000_000, failed_out=5)
+# It sold before it ran dry: 59 forwards of 10,000 sat in 30 days, at 200 ppm.
+DEPLETED_MONTH = FlowWindow(30, forwards_out=59, volume_out_msat=590_000_000, fees_msat=118_000)
 
 
 def depleted(**kw) -> ChannelMetrics:
@@ -186,7 +192,7 @@ def depleted(**kw) -> ChannelMetrics:
         local_sat=50_000,
         fee_ppm=kw.pop("fee_ppm", 200),
         peer_fee_ppm=50,
-        windows=(DEPLETED_WEEK,),
+        windows=(DEPLETED_WEEK, DEPLETED_MONTH),
         **kw,
     )
 
@@ -207,6 +213,7 @@ def test_depleted_failing_channel_gets_the_fast_raise():
     assert t.days_to_empty == pytest.approx(17.5)
     rec = evaluate_channel(ch, n, BALANCED)
     # depleted (0.05 < 0.15) and 5 failed forwards: step 1.0 -> min(1055, ceil(200 x 2)) = 400
+    # (urgent: the 2 forwards out this week, fewer than 7, do not hold it)
     assert rec.decision is Decision.INCREASE_FEES
     assert rec.suggested.fee_ppm == min(1055, math.ceil(200 * (1 + BALANCED.fast_raise_step)))
     assert rec.suggested.fee_ppm == 400
@@ -216,14 +223,23 @@ def test_depleted_failing_channel_gets_the_fast_raise():
     assert rec.suggested.inbound_base_fee_msat == 0
     # htlc max: the largest 1,000M msat / 2^k <= 80 % of 50M = 40M: 1,000M / 32 = 31.25M
     assert rec.suggested.htlc_max_msat == 31_250_000 < ch.local_msat * 8 // 10
-    # The refill is worth it even while raising (the decision stays the raise):
-    # 450,000 sat to 0.5; demand (20M + 5 failed x 10M average) / 7 = 10M msat/day,
-    # x 30 days = 300M; earns 300M x 400 / 1e6 = 120,000 msat;
-    # budget int(min(400 x 0.8, 120,000 / 450M x 1e6 x 0.8 = 213.3)) = 213 > cost 150
+    # The refill is worth it even while raising (the decision stays the raise).
+    # Demand: 20M / 7 msat a day settled (average 10M per forward); the 5 failures are worth
+    # 5 x 10M / 7 = 50M / 7 a day but count at most as much again as what settled: + 20M / 7
+    # -> 40M / 7 msat a day, x (1 - 1 / sqrt(59 forwards in 30 days + 5 failed = 64)) = 0.875
+    # -> 5M msat a day; x 30 days = 150M msat, less than the (0.5 - 0.05) x 1,000M = 450M
+    # wanted: amount 150,000 sat.
+    # Refilled, it loses its scarcity premium: valued at min(400, round(300 x 1.01)) = 303 ppm,
+    # it earns 150M x 303 / 1e6 = 45,450 msat (45 sat), below the 118,000 msat earned in
+    # 30 days, nothing spent on refills: budget int(min(303 x 0.8, 45,450 x 0.8 / 150M x 1e6))
+    # = int(242.4) = 242 > cost 50 + 100 = 150; at most 150M x 242 / 1e6 = 36,300 msat = 36 sat
     plan = rec.suggested.rebalance
     assert plan is not None
-    assert (plan.amount_sat, plan.max_fee_ppm, plan.estimated_cost_ppm) == (450_000, 213, 150)
-    assert (plan.expected_earnings_sat, plan.max_cost_sat) == (120, 95)
+    assert (plan.amount_sat, plan.max_fee_ppm, plan.estimated_cost_ppm) == (150_000, 242, 150)
+    assert (plan.expected_earnings_sat, plan.max_cost_sat) == (45, 36)
+    assert rec.reasons[-1].startswith(
+        "refill 150,000 sat: expected to earn 45 sat in 30 days, worth up to 242 ppm"
+    )
 
 
 def test_draining_channel_gets_the_fast_raise():
@@ -272,6 +288,78 @@ def test_no_raise_while_demand_falls_unless_draining():
         balance_trend_msat_per_day=-200_000_000,
     )
     assert evaluate_channel(draining, n, BALANCED).decision is Decision.INCREASE_FEES
+
+
+def test_no_raise_on_fewer_than_a_week_of_forwards_unless_urgent():
+    def selling(forwards: int, **kw) -> ChannelMetrics:
+        week = FlowWindow(
+            7,
+            forwards_out=forwards,
+            forwards_in=forwards,
+            volume_out_msat=forwards * 10_000_000,
+            volume_in_msat=forwards * 10_000_000,
+        )
+        day = FlowWindow(1, forwards_out=1, volume_out_msat=10_000_000)  # demand holds
+        return chan(local_sat=300_000, fee_ppm=150, windows=(day, week), **kw)
+
+    n = network({P1: 200})
+    # ratio 0.3, net flow 0: target 200 x 4 ** 0.4 = 348.2 -> 348, far above 150
+    few = evaluate_channel(selling(RAISE_MIN_FORWARDS - 1), n, BALANCED)
+    assert (few.decision, few.suggested.fee_ppm, few.suggested.target_fee_ppm) == (
+        Decision.NO_ACTION,
+        150,
+        348,
+    )
+    assert any(r.startswith("6 forwards out this week: too few to raise on") for r in few.reasons)
+    # 7: min(348, ceil(150 x 1.25)) = 188
+    enough = evaluate_channel(selling(RAISE_MIN_FORWARDS), n, BALANCED)
+    assert (enough.decision, enough.suggested.fee_ppm) == (Decision.INCREASE_FEES, 188)
+    # draining (300M local, drift -200M a day: 1.5 days) is urgent: min(348, 150 x 2) = 300
+    urgent = evaluate_channel(selling(6, balance_trend_msat_per_day=-200_000_000), n, BALANCED)
+    assert (urgent.decision, urgent.suggested.fee_ppm) == (Decision.INCREASE_FEES, 300)
+    # A raise measured to have paid takes one more step only on enough forwards too.
+    paid = MeasuredChange(fee_before_ppm=120, fee_after_ppm=150, adjusted_change=0.3)
+    rec = evaluate_channel(selling(6, last_measured=paid), n, BALANCED)
+    assert rec.decision is Decision.NO_ACTION
+    assert any("too few to raise on" in r for r in rec.reasons)
+    rec = evaluate_channel(selling(7, last_measured=paid), n, BALANCED)
+    assert (rec.decision, rec.suggested.fee_ppm) == (Decision.INCREASE_FEES, 188)
+    assert rec.reasons[-1] == (
+        "measured: the raise 120 -> 150 ppm earned +30% against the untouched channels: "
+        "one more step"
+    )
+
+
+def test_depleted_failing_channel_is_raised_a_step_past_a_lower_target():
+    # Competitors into the peer charge 10 ppm: model 10 x 3.48220 x 1.01 = 35.2, held at the
+    # refill-cost floor 150 (all of the outflow to buy back). At 400 ppm the target is below the
+    # fee, but 5 forwards failed for lack of balance: demand exceeds what the channel holds.
+    n = network({P1: 10})
+    ch = depleted(fee_ppm=400)
+    rec = evaluate_channel(ch, n, BALANCED)
+    # one step: max(min(5000, ceil(400 x 1.25)), 400 + 5) = 500, past the target of 150
+    assert (rec.decision, rec.suggested.fee_ppm, rec.suggested.target_fee_ppm) == (
+        Decision.INCREASE_FEES,
+        500,
+        150,
+    )
+    assert (
+        "raise 400 -> 500 ppm: depleted, and 5 forwards failed for lack of balance this week"
+        in rec.reasons
+    )
+    # one step per measurement: not while the last change is measured (nor a cut then)
+    rec = evaluate_channel(replace(ch, measuring=True), n, BALANCED)
+    assert (rec.decision, rec.suggested.fee_ppm) == (Decision.NO_ACTION, 400)
+    # a raise that paid takes the next step, though only 2 forwards went out this week
+    paid = MeasuredChange(fee_before_ppm=320, fee_after_ppm=400, adjusted_change=0.1)
+    rec = evaluate_channel(replace(ch, last_measured=paid), n, BALANCED)
+    assert (rec.decision, rec.suggested.fee_ppm) == (Decision.INCREASE_FEES, 500)
+    assert "one more step" in rec.reasons[len(fee_target([ch], n, BALANCED).reasons)]
+    # without failures nothing says demand exceeds the balance: the fee follows the target,
+    # max(150, 150, floor(400 x 0.85)) = 340
+    calm = replace(ch, windows={7: replace(DEPLETED_WEEK, failed_out=0), 30: DEPLETED_MONTH})
+    rec = evaluate_channel(calm, n, BALANCED)
+    assert (rec.decision, rec.suggested.fee_ppm) == (Decision.DECREASE_FEES, 340)
 
 
 IDLE_WEEK = FlowWindow(7, forwards_in=3, volume_in_msat=30_000_000)
@@ -365,7 +453,9 @@ def test_one_sat_across_the_target_ratio_does_not_flip_an_idle_channel():
     ]
     # ratio 0.499999: floor max(1, round(600 x 0.000001 / 0.35 = 0.0017)) = 1; model
     # 100 x 4 ** 0.000002 x (1 - 0.5 x 0.03) = 98.50027 -> 99. At 0.5: floor 1, 98.5 -> 98
-    # (half to even). At 0.500001: 98.49973, idle rule min(98.49973, 255) -> 98.
+    # (half to even). At 0.500001: 98.49973 -> 98. All three are idle (no forwards out, above
+    # the low ratio): the idle cap 300 x (1 - 0.15 x (0.5 - 0.15) / 0.7) = 277.5 is above
+    # the model, which stands.
     # Every one: a cut of one step, max(target, 1, floor(300 x 0.85) = 255) = 255.
     assert [r.suggested.target_fee_ppm for r in recs] == [99, 98, 98]
     assert {(r.decision, r.suggested.fee_ppm) for r in recs} == {(Decision.DECREASE_FEES, 255)}
@@ -373,6 +463,10 @@ def test_one_sat_across_the_target_ratio_does_not_flip_an_idle_channel():
 
 TWO_WAY_WEEK = FlowWindow(
     7, forwards_out=10, forwards_in=10, volume_out_msat=100_000_000, volume_in_msat=100_000_000
+)
+# demand holds: 1 forward out in the last day is not below half the week's 10 / 7 a day
+TWO_WAY_DAY = FlowWindow(
+    1, forwards_out=1, forwards_in=1, volume_out_msat=10_000_000, volume_in_msat=10_000_000
 )
 
 
@@ -430,27 +524,42 @@ def test_unknown_policy_is_no_action_with_low_confidence():
 # -- rebalance ------------------------------------------------------------------------------
 
 DEMAND_WEEK = FlowWindow(
-    7, forwards_out=21, volume_out_msat=210_000_000, volume_in_msat=100_000_000
+    7, forwards_out=21, volume_out_msat=210_000_000, volume_in_msat=110_000_000
 )
+# 100 forwards of 10,000 sat in 30 days at 700 ppm: 700,000 msat earned, no refill paid yet
 DEMAND_MONTH = FlowWindow(
-    30, forwards_out=60, volume_out_msat=600_000_000, volume_in_msat=300_000_000, fees_msat=210_000
+    30,
+    forwards_out=100,
+    volume_out_msat=1_000_000_000,
+    volume_in_msat=500_000_000,
+    fees_msat=700_000,
 )
 
 
-def demand_channel(peer_fee_ppm: int) -> ChannelMetrics:
+def demand_channel(peer_fee_ppm: int, month: FlowWindow = DEMAND_MONTH) -> ChannelMetrics:
     return chan(
         capacity_sat=2_000_000,
         local_sat=100_000,
-        fee_ppm=350,
+        fee_ppm=700,
         peer_fee_ppm=peer_fee_ppm,
-        windows=(DEMAND_WEEK, DEMAND_MONTH),
+        windows=(DEMAND_WEEK, month),
         channel_id="800000x1x0",
     )
 
 
+# The demand channel, by hand (balanced profile, competitors into P1 charge 200 ppm):
+# fee target 200 x 4 ** 0.9 (3.48220) x flow (1 + 0.5 x (210M - 110M) / 2,000M = 1.025)
+# = 713.9 -> 714; gap 14 / 700 = 2 % < 10 %: the fee stays at 700.
+# Demand 210M / 7 = 30M msat a day (nothing failed), x (1 - 1 / sqrt(100 forwards in 30
+# days)) = 0.9 -> 27M; x 30 days = 810M msat, less than the (0.5 - 0.05) x 2,000M = 900M
+# wanted: amount 810,000 sat. Refilled, the liquidity is valued at min(700, round(200 x
+# 1.025)) = 205 ppm, not at today's scarcity price: it earns 810M x 205 / 1e6 = 166,050 msat.
+DEMAND_NETWORK = {P1: 200, P2: 200, P3: 200, P4: 200}
+
+
 def sources() -> list[ChannelMetrics]:
     """Three saturated channels, each with spare liquidity (local - 0.5 x capacity) for the
-    900,000 sat refill below, so only their order and state decide which one is picked."""
+    810,000 sat refill below, so only their order and state decide which one is picked."""
     idle = (FlowWindow(7, forwards_out=0), FlowWindow(30, forwards_out=30, forwards_in=30))
     busy = (FlowWindow(7, forwards_out=2), FlowWindow(30, forwards_out=30, forwards_in=30))
     return [
@@ -488,67 +597,69 @@ def sources() -> list[ChannelMetrics]:
 
 def test_depleted_channel_with_demand_and_cheap_refill_is_rebalanced():
     x = demand_channel(peer_fee_ppm=20)
-    n = network({P1: 100, P2: 100, P3: 100, P4: 100})
+    n = network(DEMAND_NETWORK)
     recs = evaluate_node([x, *sources()], n, BALANCED)
     rec = only(recs, x.channel_id)
-    # fee: 4 ** 0.9 = 3.48220; flow (210M - 100M) / 2,000M = 0.055 -> 1.0275
-    # 100 x 3.48220 x 1.0275 = 357.8 -> 358; gap 8 / 350 = 2.3 % < 10 %: the fee stays
-    assert rec.suggested.target_fee_ppm == 358
-    assert rec.suggested.fee_ppm == 350
+    assert rec.suggested.target_fee_ppm == 714
+    assert rec.suggested.fee_ppm == 700
     assert rec.decision is Decision.REBALANCE
     plan = rec.suggested.rebalance
-    # amount (0.5 - 0.05) x 2,000,000 sat = 900,000 sat
-    # demand 210M / 7 = 30M msat/day x 30 days = 900M (= the amount); earns
-    # 900M x 350 / 1e6 = 315,000 msat = 315 sat; worth 315,000 / 900M x 1e6 = 350 ppm
-    # budget int(min(350 x 0.8, 350 x 0.8)) = 280; cost 20 + 100 = 120 < 280
+    # 166,050 msat earned is less than the 700,000 earned in 30 days, nothing spent:
+    # budget int(min(205 x 0.8, 166,050 x 0.8 / 810M x 1e6)) = 164; cost 20 + 100 = 120 < 164
     assert plan.direction == "in"
-    assert plan.amount_sat == int((BALANCED.target_ratio - 0.05) * 2_000_000) == 900_000
-    assert plan.max_fee_ppm == 280 <= 350 * BALANCED.rebalance_safety
+    assert plan.amount_sat == 810_000 < int((BALANCED.target_ratio - 0.05) * 2_000_000)
+    assert plan.max_fee_ppm == 164 == int(205 * BALANCED.rebalance_safety)
     assert plan.estimated_cost_ppm == 120
-    assert plan.expected_earnings_sat == 315
-    assert plan.max_cost_sat == 900_000 * 280 // 1_000_000 == 252
+    assert plan.expected_earnings_sat == 166
+    assert plan.max_cost_sat == 810_000 * 164 // 1_000_000 == 132
     # the offline x4 is skipped; the idle x2 sorts before the busier x3 and its spare
-    # 1,200,000 sat covers the 900,000
+    # 1,200,000 sat covers the 810,000
     assert plan.source_channel_id == "700000x2x0"
-    assert any("refill 900,000 sat" in r for r in rec.reasons)
+    assert any("refill 810,000 sat: expected to earn 166 sat in 30 days" in r for r in rec.reasons)
     assert "source: 700000x2x0 (alias-2222)" in rec.reasons
-    # max(280 / 120 - 1, ...) capped: a clear signal on a channel with a month of history
-    assert rec.confidence == 1.0
+    # signal min(1, 164 / 120 - 1) = 0.3667; a month of history (30 days, 100 forwards) and a
+    # graph: (0.3 + 0.6 + 0.1) x 0.3667 -> 0.37
+    assert rec.confidence == 0.37
 
 
 def test_rebalance_source_is_never_the_same_peer():
     x = demand_channel(peer_fee_ppm=20)
-    # saturated (0.93) with spare 2,800,000 - 1,500,000 = 1,300,000 sat >= the 900,000 needed:
+    # saturated (0.93) with spare 2,800,000 - 1,500,000 = 1,300,000 sat >= the 810,000 needed:
     # only its peer (the same as x's) keeps it from being the source
     same_peer_full = chan(
         capacity_sat=3_000_000,
         local_sat=2_800_000,
-        fee_ppm=350,
+        fee_ppm=700,
         peer_id=P1,
         channel_id="700000x9x0",
         windows=(DEMAND_MONTH,),
     )
-    recs = evaluate_node([x, same_peer_full], network({P1: 100}), BALANCED)
+    # Pooled with it, x's group is at 2,900,000 / 5,000,000 = 0.58 with x's 21 forwards out:
+    # the fee is kept at 700 (demand), and the refill valued at round(200 x (1 + 0.5 x 100M /
+    # 5,000M)) = 202 ppm: budget int(202 x 0.8) = 161 > cost 120, for the same 810,000 sat.
+    recs = evaluate_node([x, same_peer_full], network({P1: 200}), BALANCED)
     rec = only(recs, x.channel_id)
     plan = rec.suggested.rebalance
     assert plan is not None
+    assert (plan.amount_sat, plan.max_fee_ppm) == (810_000, 161)
     assert plan.source_channel_id is None
     assert "no channel has enough spare liquidity to serve as the source" in rec.reasons
     # the same channel to another peer is a source
     other = replace(same_peer_full, peer_id=P2)
-    recs = evaluate_node([x, other], network({P1: 100, P2: 100}), BALANCED)
+    recs = evaluate_node([x, other], network({P1: 200, P2: 200}), BALANCED)
     assert only(recs, x.channel_id).suggested.rebalance.source_channel_id == "700000x9x0"
 
 
 def test_two_refills_never_count_on_the_same_spare_liquidity():
-    # Two depleted channels (other peers), each refilled by 450,000 sat:
-    # (0.5 - 0.05) x 1,000,000; at the raised 400 ppm the budget is 213 > cost 150 (as in
+    # Two depleted channels (other peers), each refilled by 150,000 sat: what their demand
+    # sells in 30 days, budget 242 > cost 150 (as in
     # test_depleted_failing_channel_gets_the_fast_raise).
     a = depleted(peer_id=P1, channel_id="800000x1x0")
     b = depleted(peer_id=P3, channel_id="800000x3x0")
-    # idle, spare 960,000 - 500,000 = 460,000 sat: enough for one of them
+    # saturated (0.95) and idle, spare 380,000 - 200,000 = 180,000 sat: enough for one of them
     small = chan(
-        local_sat=960_000,
+        capacity_sat=400_000,
+        local_sat=380_000,
         fee_ppm=100,
         peer_id=P2,
         channel_id="700000x2x0",
@@ -567,51 +678,109 @@ def test_two_refills_never_count_on_the_same_spare_liquidity():
 
     def source(recs, ch):
         plan = only(recs, ch.channel_id).suggested.rebalance
-        assert plan is not None and plan.amount_sat == 450_000
+        assert plan is not None and plan.amount_sat == 150_000
         return plan.source_channel_id
 
-    # a takes the first source in line (small, 460,000 >= 450,000), leaving it 10,000 sat;
-    # b skips it and takes big (900,000 >= 450,000)
+    # a takes the first source in line (small, 180,000 >= 150,000), leaving it 30,000 sat;
+    # b skips it and takes big (900,000 >= 150,000)
     recs = evaluate_node([a, b, small, big], n, BALANCED)
     assert (source(recs, a), source(recs, b)) == ("700000x2x0", "700000x4x0")
     # the order of the channels decides who is served first
     recs = evaluate_node([b, a, small, big], n, BALANCED)
     assert (source(recs, a), source(recs, b)) == ("700000x4x0", "700000x2x0")
-    # without big, b finds no source with 450,000 sat to spare: none, and says so
+    # without big, b finds no source with 150,000 sat to spare: none, and says so
     recs = evaluate_node([a, b, small], n, BALANCED)
     assert (source(recs, a), source(recs, b)) == ("700000x2x0", None)
     assert "no channel has enough spare liquidity to serve as the source" in (
         only(recs, b.channel_id).reasons
     )
     assert not any("spare liquidity" in r for r in only(recs, a.channel_id).reasons)
-    # spare of exactly the amount (950,000 local: 450,000 sat) serves one plan, then 0 is left;
-    # 1 sat less (449,999 sat) serves none
-    exact = replace(small, local_msat=950_000_000, remote_msat=50_000_000)
+    # spare of exactly the amount (350,000 local, 0.875: 150,000 sat) serves one plan, then 0
+    # is left; 1 sat less (149,999 sat) serves none
+    exact = replace(small, local_msat=350_000_000, remote_msat=50_000_000)
     recs = evaluate_node([a, b, exact], n, BALANCED)
     assert (source(recs, a), source(recs, b)) == ("700000x2x0", None)
-    short = replace(small, local_msat=949_999_000, remote_msat=50_001_000)
+    short = replace(small, local_msat=349_999_000, remote_msat=50_001_000)
     recs = evaluate_node([a, b, short], n, BALANCED)
     assert (source(recs, a), source(recs, b)) == (None, None)
 
 
 def test_expensive_refill_is_not_rebalanced():
     x = demand_channel(peer_fee_ppm=500)
-    n = network({P1: 100, P2: 100, P3: 100, P4: 100})
+    n = network(DEMAND_NETWORK)
     t = fee_target([x], n, BALANCED)
-    # refill 500 + 100 = 600 ppm; unreturned (210M - 100M) / 210M = 0.52381 (weight
-    # min(1, 210M / 600,000) = 1) -> floor round(314.29) = 314 < the model's 358
-    assert (t.floor_ppm, t.target_ppm) == (314, 358)
+    # refill 500 + 100 = 600 ppm; unreturned (210M - 110M) / 210M = 0.47619 (weight
+    # min(1, 210M / 600,000) = 1) -> floor round(285.7) = 286 < the model's 714
+    assert (t.floor_ppm, t.target_ppm) == (286, 714)
     rec = only(evaluate_node([x, *sources()], n, BALANCED), x.channel_id)
-    # gap 8 / 350 = 2.3 %: the fee stays at 350
+    # gap 14 / 700 = 2 %: the fee stays at 700
     assert rec.decision is Decision.NO_ACTION
-    assert rec.suggested.fee_ppm == 350
-    # at 350 ppm: 900M x 350 / 1e6 msat earned -> worth 350 ppm x 0.8 -> budget 280 < 600
+    assert rec.suggested.fee_ppm == 700
+    # the refilled liquidity is worth 205 ppm x 0.8 -> budget 164 < 600
     assert rec.suggested.rebalance is None
-    assert any(
-        "would cost ~600 ppm" in r and "280 ppm" in r and "expected earnings" in r
-        for r in rec.reasons
+    assert (
+        "a rebalance would cost ~600 ppm, more than the 164 ppm its expected earnings allow"
+        in rec.reasons
     ), rec.reasons
     assert not any("source" in r for r in rec.reasons)
+
+
+def test_rebalance_budget_is_what_the_channel_earned_at_most():
+    # A forecast is not money: the same demand, but only 150,000 msat earned in 30 days (less
+    # than the 166,050 the refill is expected to earn): budget int(min(205 x 0.8, 150,000 x
+    # 0.8 / 810M x 1e6 = 148.1)) = 148 > cost 120
+    n = network(DEMAND_NETWORK)
+    little = replace(DEMAND_MONTH, fees_msat=150_000)
+    plan = evaluate_channel(demand_channel(20, little), n, BALANCED).suggested.rebalance
+    assert (plan.amount_sat, plan.max_fee_ppm, plan.expected_earnings_sat) == (810_000, 148, 166)
+    # 100,000 msat earned: 80,000 / 810M x 1e6 = 98.8 -> 98 < 120: no refill
+    less = replace(DEMAND_MONTH, fees_msat=100_000)
+    rec = evaluate_channel(demand_channel(20, less), n, BALANCED)
+    assert rec.suggested.rebalance is None
+    assert "a rebalance would cost ~120 ppm, more than the 98 ppm its expected earnings allow" in (
+        rec.reasons
+    )
+
+
+def test_refill_costs_already_paid_come_off_the_rebalance_allowance():
+    n = network(DEMAND_NETWORK)
+    # 20,000 msat paid for refills in 30 days (horizon 30 days: all of it counts):
+    # allowance min(166,050, 700,000) x 0.8 - 20,000 = 112,840 msat
+    # -> budget int(min(164, 112,840 / 810M x 1e6 = 139.3)) = 139 > cost 120 (was 164 unpaid);
+    # at most 810,000 x 139 / 1e6 = 112.6 -> 112 sat
+    paid = replace(DEMAND_MONTH, refill_cost_msat=20_000)
+    rec = evaluate_channel(demand_channel(20, paid), n, BALANCED)
+    plan = rec.suggested.rebalance
+    assert rec.decision is Decision.REBALANCE
+    assert (plan.amount_sat, plan.max_fee_ppm, plan.max_cost_sat) == (810_000, 139, 112)
+    # 60,000 msat paid: 132,840 - 60,000 = 72,840 -> 89.9 -> 89 < 120: no refill
+    more = replace(DEMAND_MONTH, refill_cost_msat=60_000)
+    rec = evaluate_channel(demand_channel(20, more), n, BALANCED)
+    assert rec.suggested.rebalance is None
+    assert rec.decision is Decision.NO_ACTION
+    assert "a rebalance would cost ~120 ppm, more than the 89 ppm its expected earnings allow" in (
+        rec.reasons
+    )
+    # with a 15-day horizon half of what was paid counts against half the earnings:
+    # 810M -> min(900M, 27M x 15) = 405M msat, earning 405M x 205 / 1e6 = 83,025;
+    # 83,025 x 0.8 - 20,000 x 15 / 30 = 56,420 -> 139.3 -> 139 (all of it: 46,420 -> 114)
+    short = replace(BALANCED, rebalance_horizon_days=15)
+    plan = evaluate_channel(demand_channel(20, paid), n, short).suggested.rebalance
+    assert (plan.amount_sat, plan.max_fee_ppm) == (405_000, 139)
+
+
+def test_no_rebalance_while_refills_cost_more_than_the_channel_earned():
+    # 750,000 msat paid for refills into it in 30 days, 700,000 earned: measured not to pay
+    costly = replace(DEMAND_MONTH, refill_cost_msat=750_000)
+    rec = evaluate_channel(demand_channel(20, costly), network(DEMAND_NETWORK), BALANCED)
+    assert rec.suggested.rebalance is None
+    assert rec.decision is Decision.NO_ACTION and rec.suggested.fee_ppm == 700
+    assert (
+        "refills into it cost 750 sat in 30 days, more than the 700 sat it earned: "
+        "no more refills until it earns them"
+    ) in rec.reasons
+    # cheap as the refill is (120 ppm, budget 164 unpaid), not even the budget is computed
+    assert not any("expected earnings allow" in r for r in rec.reasons)
 
 
 def test_depleted_without_demand_is_not_rebalanced():
@@ -619,6 +788,21 @@ def test_depleted_without_demand_is_not_rebalanced():
     rec = evaluate_channel(ch, network({P1: 300}), BALANCED)
     assert rec.suggested.rebalance is None
     assert any("too little demand" in r for r in rec.reasons)
+    # 3 forwards of 1,000 sat: 3M / 7 msat a day x (1 - 1 / sqrt(3)) = 181,136 msat, x 30 days
+    # = 5.4M msat, less than 1 % of the capacity (10M msat): not worth a refill, whatever the
+    # 300,000 msat earned in 30 days would allow
+    week = FlowWindow(7, forwards_out=3, volume_out_msat=3_000_000)
+    month = FlowWindow(30, forwards_out=3, volume_out_msat=3_000_000, fees_msat=300_000)
+    rec = evaluate_channel(replace(ch, windows={7: week, 30: month}), network({P1: 300}), BALANCED)
+    assert rec.suggested.rebalance is None
+    assert "depleted, but too little demand to pay for a rebalance" in rec.reasons
+    # ten times the volume: 30M / 7 x 0.42265 x 30 = 54.3M msat, above 1 %: refilled
+    week, month = (
+        replace(week, volume_out_msat=30_000_000),
+        replace(month, volume_out_msat=30_000_000),
+    )
+    rec = evaluate_channel(replace(ch, windows={7: week, 30: month}), network({P1: 300}), BALANCED)
+    assert rec.suggested.rebalance.amount_sat == 54_340
 
 
 # -- close ----------------------------------------------------------------------------------
@@ -709,14 +893,21 @@ def test_closing_an_offline_channel_warns_about_the_force_close_delay():
 
 
 def test_channels_to_one_peer_share_the_target():
-    a = chan(local_sat=200_000, fee_ppm=100, peer_fee_ppm=50, channel_id="800000x1x0")
+    # a sells (10 forwards out this week, as many in, one in the last day): it may be raised
+    a = chan(
+        local_sat=200_000,
+        fee_ppm=100,
+        peer_fee_ppm=50,
+        channel_id="800000x1x0",
+        windows=(TWO_WAY_DAY, TWO_WAY_WEEK),
+    )
     b = chan(local_sat=700_000, fee_ppm=300, peer_fee_ppm=50, channel_id="800000x2x0")
     other = chan(local_sat=500_000, fee_ppm=100, peer_id=P2, channel_id="800000x3x0")
     recs = evaluate_node([a, b, other], network({P1: 200, P2: 100}), BALANCED, rules=None)
     ra, rb, ro = (only(recs, c.channel_id) for c in (a, b, other))
-    # pooled ratio (200k + 700k) / 2M = 0.45: 4 ** 0.1 = 1.14870; no flow
-    # 200 x 1.14870 = 229.7 -> 230 for both; floor: no outflow, prior (0.5 - 0.45) / 0.35
-    # = 0.142857 x (50 + 100) = 21.4 -> 21
+    # pooled ratio (200k + 700k) / 2M = 0.45: 4 ** 0.1 = 1.14870; net flow 0
+    # 200 x 1.14870 = 229.7 -> 230 for both; floor: the pooled outflow all came back
+    # (unreturned 0, weight min(1, 100M / 150,000) = 1) -> 1
     assert ra.suggested.target_fee_ppm == rb.suggested.target_fee_ppm == 230
     assert (ra.decision, ra.suggested.fee_ppm) == (Decision.INCREASE_FEES, 125)  # ceil(125)
     assert (rb.decision, rb.suggested.fee_ppm) == (Decision.DECREASE_FEES, 255)  # 300 x .85
@@ -762,7 +953,8 @@ def test_depleted_htlc_max_moves_only_when_the_balance_crosses_a_power_of_two():
 
 
 def test_profiles_step_differently():
-    ch = chan(local_sat=300_000, fee_ppm=200, peer_fee_ppm=50)
+    # selling (10 forwards out, as many in: net flow 0), so a raise is not held
+    ch = chan(local_sat=300_000, fee_ppm=200, peer_fee_ppm=50, windows=(TWO_WAY_DAY, TWO_WAY_WEEK))
     n = network({P1: 1000})
     # targets 1000 x 3 ** 0.4 = 1552, 1000 x 4 ** 0.4 = 1741, 1000 x 6 ** 0.4 = 2048
     # steps: ceil(200 x 1.15) = 230, ceil(200 x 1.25) = 250, ceil(200 x 1.5) = 300
@@ -785,18 +977,26 @@ def test_profiles_step_differently():
 
 def test_conservative_deadband_ignores_what_aggressive_acts_on():
     # target 500 at ratio 0.5; fee 440: gap 60 / 440 = 13.6 % -> inside 20 %, outside 7 %
+    # (7 forwards out this week, 1 in the last day: enough to raise on)
     ch = chan(
         local_sat=500_000,
         fee_ppm=440,
         windows=(
             FlowWindow(
-                7, forwards_out=3, forwards_in=3, volume_out_msat=10**7, volume_in_msat=10**7
+                1, forwards_out=1, forwards_in=1, volume_out_msat=10**6, volume_in_msat=10**6
+            ),
+            FlowWindow(
+                7, forwards_out=7, forwards_in=7, volume_out_msat=10**7, volume_in_msat=10**7
             ),
         ),
     )
     n = network({P1: 500})
-    assert evaluate_channel(ch, n, CONSERVATIVE).decision is Decision.NO_ACTION
-    assert evaluate_channel(ch, n, AGGRESSIVE).decision is Decision.INCREASE_FEES
+    kept = evaluate_channel(ch, n, CONSERVATIVE)
+    assert (kept.decision, kept.suggested.target_fee_ppm) == (Decision.NO_ACTION, 500)
+    assert "fee 440 ppm is within 20% of the target 500 ppm" in kept.reasons
+    # min(500, ceil(440 x 1.5) = 660) = 500
+    raised = evaluate_channel(ch, n, AGGRESSIVE)
+    assert (raised.decision, raised.suggested.fee_ppm) == (Decision.INCREASE_FEES, 500)
 
 
 def test_zero_fee_channel_can_be_raised():
@@ -807,17 +1007,40 @@ def test_zero_fee_channel_can_be_raised():
     assert rec.suggested.fee_ppm > 0
 
 
-def test_idle_rule_does_not_flip_a_raise_at_the_target_ratio():
-    # No outbound forwards, fee far below the competitors. At ratio exactly 0.5 the target is
-    # 300 (a raise); one msat more local balance must not turn that into a cut.
-    ch = chan(local_sat=500_000, fee_ppm=100, peer_fee_ppm=0, windows=(IDLE_WEEK,))
+def test_idle_rule_does_not_flip_a_raise_at_the_low_ratio():
+    # No outbound forwards, fee far below the model. The idle rule starts above the low ratio
+    # 0.15, with an idle share of 0 there. Exactly at 0.15 a channel draining fast (balance
+    # drift -100M msat a day, 150M local: empty in 1.5 days < 2) gets the fast raise; one msat
+    # more local balance must not turn that into a cut.
+    ch = chan(
+        local_sat=150_000,
+        fee_ppm=100,
+        peer_fee_ppm=0,
+        windows=(IDLE_WEEK,),
+        balance_trend_msat_per_day=-100_000_000,
+    )
     n = network({P1: 300}, median_fee_ppm=20)
     at = evaluate_channel(ch, n, BALANCED)
     above = evaluate_channel(
         replace(ch, local_msat=ch.local_msat + 1, remote_msat=ch.remote_msat - 1), n, BALANCED
     )
-    assert at.decision is Decision.INCREASE_FEES
-    assert above.decision is not Decision.DECREASE_FEES
+    # at 0.15: 300 x 4 ** 0.7 (2.63902) x (1 - 0.5 x 30M / 1,000M) = 779.8 -> 780; floor
+    # (nothing out) prior 1 x (0 + 20) = 20. Urgent, so not held for want of forwards:
+    # min(780, ceil(100 x 2)) = 200
+    assert (at.decision, at.suggested.fee_ppm, at.suggested.target_fee_ppm) == (
+        Decision.INCREASE_FEES,
+        200,
+        780,
+    )
+    assert "draining: empty in 1.5 days at this pace, fast raise" in at.reasons
+    # one msat above: idle share 1e-9 / 0.7, the target is held at 100 x (1 - 0.15 x 1.4e-9)
+    # -> 100: no move, no cut
+    assert (above.decision, above.suggested.fee_ppm, above.suggested.target_fee_ppm) == (
+        Decision.NO_ACTION,
+        100,
+        100,
+    )
+    assert any("no outbound forwards this week while liquidity is idle" in r for r in above.reasons)
 
 
 # -- properties -----------------------------------------------------------------------------
@@ -859,6 +1082,7 @@ def windows(draw, capacity_msat: int) -> dict[int, FlowWindow]:
             volume_in_msat=prev.volume_in_msat + v_in,
             fees_msat=prev.fees_msat + v_out * draw(st.integers(0, 3_000)) // 1_000_000,
             failed_out=prev.failed_out + draw(st.integers(0, 10)),
+            refill_cost_msat=prev.refill_cost_msat + draw(st.sampled_from([0, 0, 1_000, 100_000])),
         )
         out[days] = prev
     return out
@@ -951,6 +1175,29 @@ def direction(rec, ch: ChannelMetrics) -> int:
     return (rec.suggested.fee_ppm > ch.fee_ppm) - (rec.suggested.fee_ppm < ch.fee_ppm)
 
 
+def scarce(ch: ChannelMetrics, p: Profile) -> bool:
+    """Depleted, and forwards failed on it for lack of balance this week."""
+    return ch.local_ratio < p.low_ratio and ch.window(7).failed_out > 0
+
+
+def scarcity_step(ch: ChannelMetrics, p: Profile) -> int:
+    """The one step a scarce channel is raised by whatever its target (docs/ENGINE.md, "Step
+    and hysteresis"): x (1 + max_step_up), at least the smallest change worth an update."""
+    new = min(p.max_fee_ppm, math.ceil(ch.fee_ppm * (1 + p.max_step_up)))
+    return max(new, ch.fee_ppm + max(1, p.min_fee_delta_ppm))
+
+
+def is_scarcity_raise(rec, ch: ChannelMetrics, n: NetworkContext, p: Profile) -> bool:
+    """The raise of a scarce channel whose target is not above its fee: the one raise that
+    may go past the target."""
+    return (
+        direction(rec, ch) == 1
+        and scarce(ch, p)
+        and fee_target([ch], n, p).target_ppm <= ch.fee_ppm
+        and rec.suggested.fee_ppm == scarcity_step(ch, p)
+    )
+
+
 @SETTINGS
 @given(scenarios())
 def test_evaluation_is_deterministic_and_bounded(s):
@@ -982,17 +1229,62 @@ def test_evaluation_is_deterministic_and_bounded(s):
             # the admin's maximum wins over a refill cost above it
             assert fee >= min(floor, p.max_fee_ppm)
             assert fee >= t.target_ppm
+        elif fee > t.target_ppm:
+            # past the target only the scarcity raise: a depleted channel failing forwards,
+            # its target not above its fee, one step up within the admin's maximum
+            assert ch.fee_ppm < fee
+            assert scarce(ch, p) and t.target_ppm <= ch.fee_ppm
+            assert fee == scarcity_step(ch, p) <= p.max_fee_ppm
+            assert rec.reasons[len(t.reasons)].startswith(
+                f"raise {ch.fee_ppm} -> {fee} ppm: depleted, and {week.failed_out} forwards failed"
+            )
         else:
             assert ch.fee_ppm < fee <= t.target_ppm
+        draining = t.days_to_empty is not None and t.days_to_empty < p.fast_raise_days
+        if fee > ch.fee_ppm >= p.min_fee_ppm and not (draining or scarce(ch, p)):
+            # a raise that is not urgent needs a week's worth of forwards to be measured by
+            assert week.forwards_out >= RAISE_MIN_FORWARDS
+    if (
+        ch.fee_ppm is not None
+        and p.min_fee_ppm <= ch.fee_ppm <= p.max_fee_ppm
+        and scarce(ch, p)
+        and t.target_ppm <= ch.fee_ppm
+        and scarcity_step(ch, p) <= p.max_fee_ppm
+        and (ch.raise_ceiling_ppm is None or scarcity_step(ch, p) < ch.raise_ceiling_ppm)
+        and not ch.measuring
+        and rec.decision is not Decision.CLOSE_CHANNEL
+    ):
+        # and it is never missed when it fits under the maximum (and a measured ceiling)
+        assert rec.decision is Decision.INCREASE_FEES
+        assert rec.suggested.fee_ppm == scarcity_step(ch, p)
     if rec.decision is Decision.NO_ACTION:
         assert rec.suggested.fee_ppm == ch.fee_ppm
     if rec.suggested.rebalance is not None:
         plan = rec.suggested.rebalance
         assert plan.estimated_cost_ppm < plan.max_fee_ppm
         assert plan.amount_sat > 0
+        # at least 1 % of the capacity, never after refills that cost more than they earned,
+        # and never costing more than the channel earned in 30 days (x safety) minus what
+        # refills already cost
+        assert plan.amount_sat * 1000 + 999 >= ch.capacity_msat // 100
+        month = ch.window(30)
+        assert month.refill_cost_msat <= month.fees_msat
+        spent = month.refill_cost_msat * min(1.0, p.rebalance_horizon_days / 30)
+        assert plan.max_cost_sat * 1000 <= month.fees_msat * p.rebalance_safety - spent + 1e-6
 
 
 @SETTINGS
+# Near the profile's maximum: a depleted channel failing forwards (target 352 ppm) is raised
+# 4250 -> 5000 ppm by the scarcity step; at 5000 no further step fits under the maximum, and
+# the fee must not then be cut back towards the target (the next scarcity raise would undo
+# that cut, and so on every evaluation).
+@example(
+    (
+        chan(local_sat=50_000, fee_ppm=4250, peer_fee_ppm=50, windows=(DEPLETED_WEEK,)),
+        network({P1: 100}),
+        BALANCED,
+    )
+)
 @given(scenarios(require_policy=True))
 def test_applying_the_suggestion_never_reverses_it(s):
     ch, n, p = s
@@ -1024,10 +1316,10 @@ def test_tiny_changes_never_flip_the_fee_direction(s, sign, what):
             w = ws[days]
             ws[days] = replace(w, **{field_name: max(0, getattr(w, field_name) + sign * 1000)})
         other = replace(ch, windows=ws)
-    a, b = (
-        direction(evaluate_channel(ch, n, p), ch),
-        direction(evaluate_channel(other, n, p), other),
-    )
+    ra, rb = evaluate_channel(ch, n, p), evaluate_channel(other, n, p)
+    a, b = direction(ra, ch), direction(rb, other)
+    # A depleted channel failing forwards gets the scarcity raise; one msat more and it is
+    # not depleted, but forwards still fail there below the target ratio: it holds.
     assert a * b != -1, (a, b)
 
 
@@ -1038,10 +1330,12 @@ def test_tiny_changes_never_flip_the_fee_direction(s, sign, what):
     st.booleans(),
 )
 def test_one_msat_across_a_ratio_threshold_never_flips(s, threshold, idle):
-    """The balance thresholds of the profile (and the idle rule at the target ratio) must not
-    turn a raise into a cut when one msat crosses them."""
+    """The balance thresholds of the profile (and the idle rule at the low ratio) must not
+    turn a raise into a cut when one msat crosses them, the scarcity raise included: below
+    the low ratio a channel failing forwards is raised a step whatever its target, above it
+    and below the target ratio it holds."""
     ch, n, p = s
-    if idle:  # no forwards out this week: the idle rule applies above the target ratio
+    if idle:  # no forwards out this week: the idle rule applies above the low ratio
         ws = {
             d: replace(w, forwards_out=0, volume_out_msat=0) if d < 30 else w
             for d, w in ch.windows.items()
@@ -1050,17 +1344,34 @@ def test_one_msat_across_a_ratio_threshold_never_flips(s, threshold, idle):
     total = ch.local_msat + ch.remote_msat
     at = math.floor(total * getattr(p, threshold))
     seen = set()
+    cut_ratios = []
     for local in (at - 1, at, at + 1, at + 2):
         if 0 <= local <= total:
             c = replace(ch, local_msat=local, remote_msat=total - local)
-            seen.add(direction(evaluate_channel(c, n, p), c))
-    assert not {1, -1} <= seen, seen
+            rec = evaluate_channel(c, n, p)
+            d = direction(rec, c)
+            seen.add("scarcity" if is_scarcity_raise(rec, c, n, p) else d)
+            if d == -1:
+                cut_ratios.append(c.local_ratio)
+    assert not {1, -1} <= seen and not {"scarcity", -1} <= seen, (seen, cut_ratios)
 
 
-def test_competitors_cheaper_than_the_network_are_no_reason_to_sell_cheaper():
-    ch = chan(local_sat=500_000, fee_ppm=100, windows=(TWO_WAY_WEEK,))
+def test_the_reference_is_the_competitor_median_even_below_the_network_median():
+    # 4 forwards out (too few for the demand anchor), as many in: ratio 0.5 and net flow 0, so
+    # the target is the reference itself; the outflow all came back: floor 1
+    week = FlowWindow(
+        7, forwards_out=4, forwards_in=4, volume_out_msat=40_000_000, volume_in_msat=40_000_000
+    )
+    ch = chan(local_sat=500_000, fee_ppm=100, windows=(week,))
     cheap = fee_target([ch], network({P1: 10}, median_fee_ppm=100), BALANCED)
     dear = fee_target([ch], network({P1: 400}, median_fee_ppm=100), BALANCED)
-    assert cheap.reference_ppm == 100 and dear.reference_ppm == 400
-    assert "below the network's 100 ppm: that is the reference" in cheap.reasons[0]
+    unknown = fee_target([ch], network({P1: None}, median_fee_ppm=100), BALANCED)
+    assert (cheap.reference_ppm, cheap.target_ppm, cheap.floor_ppm) == (10, 10, 1)
+    assert (dear.reference_ppm, dear.target_ppm) == (400, 400)
+    assert (unknown.reference_ppm, unknown.target_ppm) == (100, 100)
+    assert cheap.reasons[0] == "other channels into this peer charge 10 ppm (median)"
     assert dear.reasons[0] == "other channels into this peer charge 400 ppm (median)"
+    assert unknown.reasons[0] == "competitors unknown: reference is the network median 100 ppm"
+    # senders reach the peer for 10 ppm another way: 100 is cut one step, max(10, 1, 85) = 85
+    rec = evaluate_channel(ch, network({P1: 10}, median_fee_ppm=100), BALANCED)
+    assert (rec.decision, rec.suggested.fee_ppm) == (Decision.DECREASE_FEES, 85)

@@ -141,10 +141,13 @@ def test_no_action_tells_the_fee_the_target_and_why_it_stays():
 
 
 DEPLETED_WEEK = FlowWindow(7, forwards_out=2, volume_out_msat=20_000_000, failed_out=5)
+DEPLETED_MONTH = FlowWindow(30, forwards_out=59, volume_out_msat=590_000_000, fees_msat=118_000)
 
 
 def test_raise_tells_the_step_the_target_and_the_values():
-    ch = chan(local_sat=50_000, fee_ppm=200, peer_fee_ppm=50, windows=(DEPLETED_WEEK,))
+    ch = chan(
+        local_sat=50_000, fee_ppm=200, peer_fee_ppm=50, windows=(DEPLETED_WEEK, DEPLETED_MONTH)
+    )
     rec = evaluate_channel(ch, network({P1: 300}), BALANCED)
     # as in test_decide: fast raise 200 -> 400 towards 1055, inbound -100, htlc max 31.25k sat
     assert rec.decision is Decision.INCREASE_FEES
@@ -160,10 +163,10 @@ def test_raise_tells_the_step_the_target_and_the_values():
     assert "largest payment announced 31,250 sat" in t
     # 20,000 sat out this week: 8 sat at 400 ppm instead of 4 at 200 ppm
     assert "would earn 8 sat a week instead of 4 sat" in t
-    # the refill that would also pay (the raise won): 450,000 sat within 213 ppm (95 sat),
-    # estimated 150 ppm = 67 sat, earning 120 sat
-    assert "450,000 sat" in t and "213 ppm (95 sat)" in t
-    assert "150 ppm, about 67 sat" in t and "120 sat" in t
+    # the refill that would also pay (the raise won): 150,000 sat within 242 ppm (36 sat),
+    # estimated 150 ppm = 150,000 x 150 / 1e6 = 22.5 -> 22 sat, earning 45 sat
+    assert "A refill would also pay: 150,000 sat" in t and "242 ppm (36 sat)" in t
+    assert "150 ppm, about 22 sat" in t and "should earn 45 sat" in t
     assert f"Confidence: {rec.confidence:.0%}".replace("%", " %") in t
     assert "The target of 1,055 ppm is 5.3 times the current fee" in t
     assert "The raises stop at the target of 1,055 ppm" in t
@@ -192,12 +195,18 @@ def test_lower_tells_the_step_and_the_idle_liquidity():
 
 
 def rebalance_case():
-    demand = FlowWindow(7, forwards_out=21, volume_out_msat=210_000_000, volume_in_msat=100_000_000)
-    month = FlowWindow(30, forwards_out=60, volume_out_msat=600_000_000)
+    demand = FlowWindow(7, forwards_out=21, volume_out_msat=210_000_000, volume_in_msat=110_000_000)
+    month = FlowWindow(
+        30,
+        forwards_out=100,
+        volume_out_msat=1_000_000_000,
+        volume_in_msat=500_000_000,
+        fees_msat=700_000,
+    )
     x = chan(
         capacity_sat=2_000_000,
         local_sat=100_000,
-        fee_ppm=350,
+        fee_ppm=700,
         peer_fee_ppm=20,
         windows=(demand, month),
     )
@@ -210,7 +219,7 @@ def rebalance_case():
         channel_id="700000x2x0",
         windows=idle,
     )
-    recs = evaluate_node([x, source], network({P1: 100, P2: 100}), BALANCED)
+    recs = evaluate_node([x, source], network({P1: 200, P2: 200}), BALANCED)
     return next(r for r in recs if r.channel_id == x.channel_id)
 
 
@@ -218,19 +227,21 @@ def test_rebalance_tells_amount_source_budget_cost_and_earnings():
     rec = rebalance_case()
     assert rec.decision is Decision.REBALANCE
     plan = rec.suggested.rebalance
-    # amount (0.5 - 0.05) x 2M = 900,000 sat; budget 280 ppm = 252 sat; cost 20 + 100 = 120
-    assert (plan.amount_sat, plan.max_fee_ppm, plan.max_cost_sat) == (900_000, 280, 252)
-    assert (plan.estimated_cost_ppm, plan.expected_earnings_sat) == (120, 315)
+    # as in test_decide: the fee stays at 700 (target 714); amount 810,000 sat (what 27M msat a
+    # day sells in 30 days), valued at 205 ppm: earns 166 sat; budget int(205 x 0.8) = 164 ppm
+    # = 810,000 x 164 / 1e6 = 132.8 -> 132 sat; cost 20 + 100 = 120
+    assert (plan.amount_sat, plan.max_fee_ppm, plan.max_cost_sat) == (810_000, 164, 132)
+    assert (plan.estimated_cost_ppm, plan.expected_earnings_sat) == (120, 166)
     assert plan.source_channel_id == "700000x2x0"
     e = explain_recommendation(rec, BALANCED)
     t = text(e)
-    assert e.title == "Refill 900,000 sat: channel 800000x1x0 (alias-1111)"
-    assert "Refill: 900,000 sat from channel 700000x2x0, paying at most 280 ppm (252 sat)" in t
-    # 900,000 x 120 / 1e6 = 108 sat
-    assert "estimated at 120 ppm, about 108 sat" in t
-    assert "should earn 315 sat over 30 days" in t
-    assert "2.3 times its estimated cost" in t  # 280 / 120
-    assert "routing back costs 280 ppm or more (estimated 120 ppm now)" in t
+    assert e.title == "Refill 810,000 sat: channel 800000x1x0 (alias-1111)"
+    assert "Refill: 810,000 sat from channel 700000x2x0, paying at most 164 ppm (132 sat)" in t
+    # 810,000 x 120 / 1e6 = 97.2 -> 97 sat
+    assert "estimated at 120 ppm, about 97 sat" in t
+    assert "should earn 166 sat over 30 days" in t
+    assert "1.4 times its estimated cost" in t  # 164 / 120
+    assert "routing back costs 164 ppm or more (estimated 120 ppm now)" in t
     assert "back above 15 % of the capacity" in t
 
 
@@ -453,7 +464,7 @@ def test_chat_messages_constrain_the_model_to_compact_facts():
     doc = json.loads(data)
     assert data == json.dumps(doc, separators=(",", ":"), sort_keys=True)  # compact
     assert doc["decision"] == "REBALANCE"
-    assert doc["suggested"]["rebalance"]["amount_sat"] == 900_000
+    assert doc["suggested"]["rebalance"]["amount_sat"] == 810_000
     assert doc["suggested"]["rebalance"]["source_channel_id"] == "700000x2x0"
     assert "rule" not in doc and "close" not in doc["suggested"]  # None left out
     assert doc["scores"]["activity"]["forwards_7d"] == 21

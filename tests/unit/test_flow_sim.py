@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 
 import networkx as nx
 import pytest
 
+from engine import flow_sim
 from engine.flow_sim import (
+    MAX_ATTEMPTS,
     Demand,
     Scenario,
     SimChannel,
     SimulationError,
     prepare,
+    routes_around_us,
     run_policy,
 )
 from engine.node_source import GraphEdge, GraphNode, NetworkGraph, RoutingPolicy
@@ -130,7 +134,7 @@ def test_route_tree_matches_networkx_and_skips_the_excluded_node():
     edges = [(index[e.node1], index[e.node2], e) for e in graph.edges]
     amount = CLASS_AMOUNTS_MSAT[1]
     g = build_class_graph(len(index), edges, amount, skip=0)
-    tree = route_tree(g, index[S], origin_is_sender=True)
+    tree = route_tree(g, index[S], origin_is_sender=True, ranks=3)
     ref = nx.DiGraph()
     for u, hops in enumerate(g.out):
         for v, cost, _fee, _p in hops:
@@ -146,9 +150,13 @@ def test_route_tree_matches_networkx_and_skips_the_excluded_node():
     assert prob == pytest.approx(success_probability(amount, BIG * 1000), rel=1e-6)
     # The small direct channel cannot carry this amount; with it, S would pay nothing.
     assert all(v != index[T] for v, *_ in g.out[index[S]])
-    alts = alternatives(g, tree, index[T], 3)
-    assert alts[0][0] == pytest.approx(cost, rel=1e-6) and len(alts) >= 2
-    assert alts == sorted(alts)
+    # The next ranks are the next cheapest routes, as networkx enumerates them.
+    simple = nx.shortest_simple_paths(ref, index[S], index[T], weight="w")
+    expected = [nx.path_weight(ref, path, "w") for _, path in zip(range(3), simple, strict=False)]
+    alts = alternatives(tree, index[T])
+    assert [a[0] for a in alts] == pytest.approx(expected, rel=1e-6)
+    assert alts[0] == tree.reach(index[T])
+    assert len(alts) == len(expected) == 2  # around us: via X, or via A, Y and B
 
 
 # -- the simulation ----------------------------------------------------------------------------
@@ -167,6 +175,48 @@ def test_the_same_seed_gives_the_same_results_and_another_seed_does_not():
     other = simulate(8)
     assert [r.to_dict() for r in first] != [r.to_dict() for r in other]
     assert first[0].totals["forwarded"] > 0
+
+
+def test_forked_preparation_gives_the_same_world():
+    graph = small_world(alt_ppm=20)
+    one = prepare(graph, scenario())
+    two = prepare(graph, scenario(), processes=2)
+    assert one.payments == two.payments and one.stats == two.stats
+    fixed = lambda: SetFees(80)  # noqa: E731
+    assert run_policy(one, "f", fixed).to_dict() == run_policy(two, "f", fixed).to_dict()
+
+
+def test_payments_settled_around_us_are_dropped_without_changing_any_result(monkeypatch):
+    graph = small_world(alt_ppm=20)
+    lean = prepare(graph, scenario())
+
+    def every_routable(world, drawn):
+        ins, outs = world.in_routes, world.min_out_cost
+        return [p for p in drawn if ins[p[1]][p[4]] and outs[p[4]][p[2]] < float("inf")]
+
+    monkeypatch.setattr(flow_sim, "_reaching_us", every_routable)
+    full = prepare(graph, scenario())
+    assert len(full.payments) > 2 * len(lean.payments) > 0  # most settled around us
+    for factory in (KeepFees, lambda: SetFees(5), lambda: SetFees(400)):
+        assert run_policy(lean, "p", factory).to_dict() == run_policy(full, "p", factory).to_dict()
+
+
+def test_a_sender_falls_back_on_ever_dearer_routes_around_us_up_to_its_attempts():
+    world = prepare(small_world(alt_ppm=20), scenario())
+    k = next(k for k, trees in enumerate(world.sender_trees) if trees[0].origin != 0)
+    target = next(
+        t
+        for t in range(1, len(world.classes[0].out))
+        if len(alternatives(world.sender_trees[k][0], t)) >= 2
+    )
+    kept = alternatives(world.sender_trees[k][0], target)
+    routes = routes_around_us(world, k, target, 0)
+    assert len(routes) == MAX_ATTEMPTS
+    assert [r[:3] for r in routes[: len(kept)]] == kept  # the search's own first
+    costs = [r[0] for r in routes]
+    least_step = hop_penalty_msat(CLASS_AMOUNTS_MSAT[0], 1.0)
+    assert all(b - a >= least_step - 1e-6 for a, b in itertools.pairwise(costs[len(kept) - 1 :]))
+    assert [r[3] for r in routes] == list(range(MAX_ATTEMPTS))
 
 
 def test_forwards_after_a_failed_route_around_us_are_counted_as_fallback():
