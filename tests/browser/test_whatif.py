@@ -175,6 +175,10 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
         expect(row.get_by_test_id("val-success")).to_have_text(
             "—" if rate is None else f"{fixed1(rate * 100)} %"
         )
+        share = r["fallback_forwards"] / r["forwards"] if r["forwards"] else None
+        expect(row.get_by_test_id("val-fallback")).to_have_text(
+            "—" if share is None else f"{fixed1(share * 100)} %"
+        )
         expect(row.get_by_test_id("val-updates")).to_have_text(f"{r['policy_updates']:,}")
         expect(row.get_by_test_id("val-rebalances")).to_have_text(f"{r['rebalances']:,}")
         expect(row).to_have_attribute("data-best", str(r["key"] == best["key"]).lower())
@@ -232,6 +236,28 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
     )
     expect(page.get_by_test_id("sim-row")).to_have_count(len(results))
     assert len(chart(page, "chart-profit")["labels"]) == DAYS
+
+
+def test_a_running_simulation_can_be_cancelled_from_the_page(page, server, admin):
+    page.goto(f"{server.url}/daznode/whatif")
+    options = api(server, admin, "/sim/options")
+    expect(page.get_by_test_id("policy-static")).to_be_visible(timeout=30_000)
+    choose(page, options, {"current"}, {"balanced"})
+    native(page, "sim-days").fill("30")
+    page.get_by_test_id("sim-run").click()
+    expect(page.get_by_test_id("sim-progress")).to_be_visible(timeout=30_000)
+    run_id = api(server, admin, "/sim/status")["run_id"]
+    page.get_by_test_id("sim-cancel").click()
+
+    expect(page.get_by_test_id("sim-cancelled")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("sim-cancelled")).to_contain_text("cancelled: by ")
+    expect(page.get_by_test_id("sim-progress")).to_have_count(0)
+    expect(page.get_by_test_id("sim-run")).to_be_enabled()
+    job = api(server, admin, "/sim/status")
+    assert job["state"] == "cancelled" and job["run_id"] == run_id, job
+    assert api(server, admin, f"/sim/runs/{run_id}")["status"] == "failed"
+    item = page.locator(f"[data-test='sim-run-item'][data-id='{run_id}']")
+    expect(item.get_by_text("cancelled", exact=True)).to_be_visible()
 
 
 def test_shadow_mode_runs_and_keeps_a_track_record(page, server, admin):
