@@ -252,7 +252,7 @@ async def _run(run_id: str, graph: NetworkGraph, scenario: Scenario, specs: list
                 "engine.sim_worker",
                 source,
                 target,
-                ["--processes", str(_processes(len(specs)))],
+                ["--processes", str(_processes())],
                 label="simulation",
                 on_progress=on_progress,
                 timeout=SIM_TIMEOUT_SECONDS,
@@ -278,8 +278,10 @@ async def _run(run_id: str, graph: NetworkGraph, scenario: Scenario, specs: list
     logger.info(f"daznode: simulation {run_id} done in {result.get('seconds')} s")
 
 
-def _processes(policies: int) -> int:
-    return max(1, min(2, os.cpu_count() or 1, policies))
+def _processes() -> int:
+    """Two at most, whatever the number of policies: the route search and the payments are
+    prepared in parallel too."""
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 async def cancel(by: str) -> None:
