@@ -30,7 +30,7 @@ from engine.flow_sim import Scenario, SimChannel, World, prepare, run_policy  # 
 from engine.graph_io import load_graph  # noqa: E402
 from engine.graph_summary import summarize  # noqa: E402
 from engine.node_source import NetworkGraph  # noqa: E402
-from engine.sim_policy import FeeSetting, PolicyActions  # noqa: E402
+from engine.sim_policy import FixedFees  # noqa: E402
 from engine.sim_worker import run_simulation  # noqa: E402
 from engine.worker_process import peak_rss_mb  # noqa: E402
 
@@ -177,23 +177,9 @@ def _goal(profit: dict[str, list[int]]) -> str:
     )
 
 
-class FlatFees:
-    """Every channel at one fee from the first hour on: a point of the demand curve."""
-
-    interval_seconds = 3600
-
-    def __init__(self, ppm: int) -> None:
-        self.name, self.ppm = f"{ppm} ppm everywhere", ppm
-
-    def decide(self, channels, net, now) -> PolicyActions:
-        return PolicyActions(
-            fees={c.channel_id: FeeSetting(self.ppm) for c in channels if c.fee_ppm != self.ppm}
-        )
-
-
 def _flat_run(args: tuple[World, int]) -> dict:
     world, ppm = args
-    return run_policy(world, f"flat-{ppm}", lambda: FlatFees(ppm)).to_dict()
+    return run_policy(world, f"flat-{ppm}", lambda: FixedFees(ppm)).to_dict()
 
 
 def fee_sensitivity(graph: NetworkGraph, seed: int = 1) -> list[str]:

@@ -228,6 +228,11 @@ def demand_falling(ch: ChannelMetrics) -> str:
     return ""
 
 
+def _depleted_failing(ch: ChannelMetrics, p: Profile) -> bool:
+    """Depleted, and forwards failed here for lack of balance this week."""
+    return ch.local_ratio < p.low_ratio and ch.window(7).failed_out > 0
+
+
 def _raise_held(ch: ChannelMetrics) -> str:
     """One experiment at a time: no raise while the last change is being measured, while
     demand falls, or while too little sells to tell what a raise did."""
@@ -256,7 +261,6 @@ def _measured_step(
         return None
     raised = m.fee_after_ppm > m.fee_before_ppm
     change = f"{m.fee_before_ppm} -> {m.fee_after_ppm} ppm"
-    scarce = ch.local_ratio < p.low_ratio and ch.window(7).failed_out > 0
     if m.adjusted_change < 0:
         back = min(p.max_fee_ppm, max(p.min_fee_ppm, m.fee_before_ppm))
         if raised and back < current:
@@ -268,7 +272,7 @@ def _measured_step(
         return None
     gain = f"earned {m.adjusted_change:+.0%} against the untouched channels"
     if raised:
-        if (_raise_held(ch) and not scarce) or _unsold(ch, p):
+        if (_raise_held(ch) and not _depleted_failing(ch, p)) or _unsold(ch, p):
             return None
         new = min(p.max_fee_ppm, math.ceil(current * (1 + p.max_step_up)))
         new = max(new, current + max(1, p.min_fee_delta_ppm))
@@ -304,7 +308,7 @@ def _fee_step(
     gap = t.target_ppm - current
     relative = gap / max(1, current)
     failed = ch.window(7).failed_out
-    depleted_failing = ch.local_ratio < p.low_ratio and failed > 0
+    depleted_failing = _depleted_failing(ch, p)
     if failed and gap <= 0 and ch.local_ratio < p.target_ratio:
         # Forwards fail here for lack of balance at this price: demand exceeds what the
         # channel holds, whatever the model's target says (a reference of 1 ppm from cheap

@@ -311,28 +311,12 @@ def first_tries(world: World, seed: int, payment: Payment) -> tuple[bool, int, l
 def _reaching_us(world: World, drawn: Iterable[Payment]) -> list[Payment]:
     """The payments a route through us can carry and that the routes around us tried
     first did not settle: no policy can change what the others do."""
-    ins, outs, seed, trees = (
-        world.in_routes,
-        world.min_out_cost,
-        world.scenario.seed,
-        world.sender_trees,
-    )
-    kept = []
-    for p in drawn:
-        _second, k, target, amount, c, index = p
-        routes_in, rest = ins[k][c], outs[c][target]
-        if not routes_in or rest == UNREACHABLE:
-            continue
-        tree = trees[k][c]
-        if (  # first_tries' own first test, inlined: it settles most payments
-            tree.cost[target] <= routes_in[0].cost + rest
-            and tree.fee[target] * (amount / CLASS_AMOUNTS_MSAT[c]) <= fee_limit_msat(amount)
-            and _unit(seed, index, 0) < tree.prob[target]
-        ):
-            continue
-        if not first_tries(world, seed, p)[0]:
-            kept.append(p)
-    return kept
+    ins, outs, seed = world.in_routes, world.min_out_cost, world.scenario.seed
+    return [
+        p
+        for p in drawn
+        if ins[p[1]][p[4]] and outs[p[4]][p[2]] < UNREACHABLE and not first_tries(world, seed, p)[0]
+    ]
 
 
 def _day_reaching_us(job: tuple[str, int]) -> tuple[int, list[Payment]]:

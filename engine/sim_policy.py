@@ -71,3 +71,20 @@ class KeepFees:
         self, channels: list[ChannelMetrics], net: NetworkContext, now: int
     ) -> PolicyActions:
         return PolicyActions()
+
+
+class FixedFees:
+    """Every channel at one fee from the first hourly call on, no rebalancing: a point of
+    the demand curve (the benchmark's fee-sensitivity table, the simulator's tests)."""
+
+    interval_seconds = 3600
+
+    def __init__(self, ppm: int) -> None:
+        self.name, self.ppm = f"{ppm} ppm everywhere", ppm
+
+    def decide(
+        self, channels: list[ChannelMetrics], net: NetworkContext, now: int
+    ) -> PolicyActions:
+        return PolicyActions(
+            fees={c.channel_id: FeeSetting(self.ppm) for c in channels if c.fee_ppm != self.ppm}
+        )

@@ -30,7 +30,7 @@ from engine.route_tables import (
     route_tree,
     success_probability,
 )
-from engine.sim_policy import FeeSetting, KeepFees, PolicyActions, RebalanceOrder
+from engine.sim_policy import FixedFees, KeepFees, PolicyActions, RebalanceOrder
 
 US = "02" + "00" * 32
 
@@ -92,20 +92,6 @@ def scenario(**kw) -> Scenario:
     return Scenario(**base)
 
 
-class SetFees:
-    """A fixed fee on every channel from the first call."""
-
-    interval_seconds = 3600
-
-    def __init__(self, ppm: int) -> None:
-        self.name, self.ppm = f"fixed {ppm}", ppm
-
-    def decide(self, channels, net, now) -> PolicyActions:
-        return PolicyActions(
-            fees={c.channel_id: FeeSetting(self.ppm) for c in channels if c.fee_ppm != self.ppm}
-        )
-
-
 # -- route tables ------------------------------------------------------------------------------
 
 
@@ -164,7 +150,7 @@ def test_route_tree_matches_networkx_and_skips_the_excluded_node():
 
 def test_the_same_seed_gives_the_same_results_and_another_seed_does_not():
     graph = small_world()
-    policies = [("keep", KeepFees), ("fixed", lambda: SetFees(300))]
+    policies = [("keep", KeepFees), ("fixed", lambda: FixedFees(300))]
 
     def simulate(seed: int) -> list:
         world = prepare(graph, scenario(seed=seed))  # prepared anew: routes, payments, warm-up
@@ -182,7 +168,7 @@ def test_forked_preparation_gives_the_same_world():
     one = prepare(graph, scenario())
     two = prepare(graph, scenario(), processes=2)
     assert one.payments == two.payments and one.stats == two.stats
-    fixed = lambda: SetFees(80)  # noqa: E731
+    fixed = lambda: FixedFees(80)  # noqa: E731
     assert run_policy(one, "f", fixed).to_dict() == run_policy(two, "f", fixed).to_dict()
 
 
@@ -197,7 +183,7 @@ def test_payments_settled_around_us_are_dropped_without_changing_any_result(monk
     monkeypatch.setattr(flow_sim, "_reaching_us", every_routable)
     full = prepare(graph, scenario())
     assert len(full.payments) > 2 * len(lean.payments) > 0  # most settled around us
-    for factory in (KeepFees, lambda: SetFees(5), lambda: SetFees(400)):
+    for factory in (KeepFees, lambda: FixedFees(5), lambda: FixedFees(400)):
         assert run_policy(lean, "p", factory).to_dict() == run_policy(full, "p", factory).to_dict()
 
 
@@ -237,8 +223,8 @@ def test_forwards_after_a_failed_route_around_us_are_counted_as_fallback():
 
 def test_a_cheaper_fee_wins_traffic_from_the_route_around_us():
     world = prepare(small_world(alt_ppm=500), scenario())
-    cheap = run_policy(world, "cheap", lambda: SetFees(50))
-    dear = run_policy(world, "dear", lambda: SetFees(3000))
+    cheap = run_policy(world, "cheap", lambda: FixedFees(50))
+    dear = run_policy(world, "dear", lambda: FixedFees(3000))
     assert cheap.totals["forwarded"] > 2 * max(1, dear.totals["forwarded"])
     assert cheap.totals["policy_updates"] == 2 and dear.totals["policy_updates"] == 2
     # The fees earned are what our channel charges on each forwarded amount.
