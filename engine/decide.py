@@ -233,6 +233,13 @@ def _depleted_failing(ch: ChannelMetrics, p: Profile) -> bool:
     return ch.local_ratio < p.low_ratio and ch.window(7).failed_out > 0
 
 
+def _step_up(current: int, p: Profile) -> int:
+    """One ordinary raise: x (1 + max_step_up) within the admin's maximum, and at least the
+    smallest change worth an update (which may pass the maximum: then the step does not fit)."""
+    new = min(p.max_fee_ppm, math.ceil(current * (1 + p.max_step_up)))
+    return max(new, current + max(1, p.min_fee_delta_ppm))
+
+
 def _raise_held(ch: ChannelMetrics) -> str:
     """One experiment at a time: no raise while the last change is being measured, while
     demand falls, or while too little sells to tell what a raise did."""
@@ -274,8 +281,7 @@ def _measured_step(
     if raised:
         if (_raise_held(ch) and not _depleted_failing(ch, p)) or _unsold(ch, p):
             return None
-        new = min(p.max_fee_ppm, math.ceil(current * (1 + p.max_step_up)))
-        new = max(new, current + max(1, p.min_fee_delta_ppm))
+        new = _step_up(current, p)
         if ch.raise_ceiling_ppm is not None:
             new = min(new, ch.raise_ceiling_ppm - 1)
         if new - current < max(1, p.min_fee_delta_ppm) or new > p.max_fee_ppm:
@@ -315,7 +321,7 @@ def _fee_step(
         # competitors kept a depleted channel failing 200 forwards a week at 100 ppm). A
         # depleted one is raised a step, one per measurement; below the target ratio, or
         # when the step does not fit, the fee holds: never a cut while forwards fail.
-        new = max(math.ceil(current * (1 + p.max_step_up)), current + max(1, p.min_fee_delta_ppm))
+        new = _step_up(current, p)
         fits = new <= p.max_fee_ppm and (ch.raise_ceiling_ppm is None or new < ch.raise_ceiling_ppm)
         if depleted_failing and fits and not ch.measuring:
             why = f"{failed} forwards failed for lack of balance this week"
