@@ -1576,6 +1576,11 @@ async def balance_series(since: int) -> list[dict]:
 # -- simulations ------------------------------------------------------------------------------
 
 SIM_RUNS_KEPT = 50  # per kind; older runs are deleted when a new one starts
+# Newest first. Runs start within the same second (a cancelled one and the next): one runs
+# at a time, so of those the running one is newest, then the one that finished last.
+SIM_RUNS_NEWEST_FIRST = (
+    "created_at DESC, CASE WHEN finished_at = 0 THEN 1 ELSE 0 END DESC, finished_at DESC, id"
+)
 
 
 async def create_sim_run(run_id: str, kind: str, request: dict, now: int) -> None:
@@ -1591,8 +1596,8 @@ async def create_sim_run(run_id: str, kind: str, request: dict, now: int) -> Non
             {"id": run_id, "kind": kind, "now": now, "request": json.dumps(request)},
         )
         old = await tx.rows(
-            "SELECT id FROM daznode.sim_runs WHERE kind = :kind "
-            "ORDER BY created_at DESC, id LIMIT 1000 OFFSET :keep",
+            "SELECT id FROM daznode.sim_runs WHERE kind = :kind "  # noqa: S608
+            f"ORDER BY {SIM_RUNS_NEWEST_FIRST} LIMIT 1000 OFFSET :keep",
             {"kind": kind, "keep": SIM_RUNS_KEPT},
         )
         if old:
@@ -1637,7 +1642,7 @@ async def get_sim_runs(kind: str | None = None, limit: int = 50) -> list[dict]:
     where = "WHERE kind = :kind" if kind else ""
     rows = await db.fetchall(
         "SELECT id, kind, created_at, finished_at, status, request, summary, error "  # noqa: S608
-        f"FROM daznode.sim_runs {where} ORDER BY created_at DESC, id LIMIT :limit",
+        f"FROM daznode.sim_runs {where} ORDER BY {SIM_RUNS_NEWEST_FIRST} LIMIT :limit",
         {"kind": kind, "limit": limit},
     )
     return [_decode_sim_run(r, with_result=False) for r in rows]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Extra, Field, root_validator
 
+from .engine.flow_sim import DEFAULT_SENDERS
+
 
 class DaznodeSettings(BaseModel):
     """Admin settings. Every field has a safe default, so a fresh install just works."""
@@ -476,6 +478,10 @@ class PeerSuggestionsOut(BaseModel):
     data: list[PeerSuggestionOut]
 
 
+# Each paying node sampled costs a route search: 150 take about a minute on two cores.
+SIM_SENDERS_MIN, SIM_SENDERS_DEFAULT, SIM_SENDERS_MAX = 20, DEFAULT_SENDERS, 500
+
+
 class SimRunIn(BaseModel):
     """A what-if simulation: which policies and Daznode profiles, over how many days."""
 
@@ -490,6 +496,12 @@ class SimRunIn(BaseModel):
     days: int = Field(30, ge=1, le=90, description="Simulated days after a 7-day warm-up")
     seed: int = Field(1, ge=0, le=2**31 - 1, description="Same seed, same payments")
     calibrate: bool = Field(True, description="Scale the demand to the node's own history")
+    senders: int = Field(
+        SIM_SENDERS_DEFAULT,
+        ge=SIM_SENDERS_MIN,
+        le=SIM_SENDERS_MAX,
+        description="Paying nodes sampled: fewer run faster, more vary less between seeds",
+    )
 
     class Config:
         extra = Extra.forbid
@@ -498,6 +510,12 @@ class SimRunIn(BaseModel):
 class ShadowIn(BaseModel):
     enabled: bool
     days: int = Field(7, ge=1, le=30, description="Days each daily shadow run looks ahead")
+    senders: int = Field(
+        SIM_SENDERS_DEFAULT,
+        ge=SIM_SENDERS_MIN,
+        le=SIM_SENDERS_MAX,
+        description="Paying nodes sampled in each shadow run",
+    )
 
     class Config:
         extra = Extra.forbid

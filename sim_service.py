@@ -20,14 +20,14 @@ import statistics
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
 from . import crud, graph_service
-from .engine.flow_sim import Demand, Scenario, SimChannel
+from .engine.flow_sim import DEFAULT_SENDERS, Demand, Scenario, SimChannel
 from .engine.node_source import NetworkGraph, RoutingPolicy
 from .engine.profiles import BUILTIN
 from .engine.sim_worker import write_sim_input
@@ -196,6 +196,7 @@ async def start(
     days: int,
     seed: int,
     calibrate: bool,
+    senders: int = DEFAULT_SENDERS,
 ) -> str:
     """Check the inputs, store the run and start it; returns its id (SimUnavailable when it
     cannot start)."""
@@ -210,9 +211,9 @@ async def start(
     choices = await profile_choices()
     chosen = [choices[name] for name in profiles]
     history = await history_summary(pubkey, now) if calibrate else None
-    demand = Demand()
+    demand = Demand(senders=senders)
     if history:
-        demand = Demand(median_amount_sat=history["median_amount_sat"])
+        demand = replace(demand, median_amount_sat=history["median_amount_sat"])
     scenario = Scenario(
         our_pubkey=pubkey,
         channels=tuple(channels),
@@ -228,6 +229,7 @@ async def start(
         "days": days,
         "seed": seed,
         "calibrate": calibrate,
+        "senders": senders,
         "history": history,
         "channels": len(channels),
         "notes": notes,
@@ -311,17 +313,23 @@ SHADOW_DOC = "shadow"
 
 async def shadow_settings() -> dict[str, Any]:
     doc = await crud.get_doc(SHADOW_DOC) or {}
-    return {"enabled": bool(doc.get("enabled", False)), "days": int(doc.get("days", 7))}
+    return {
+        "enabled": bool(doc.get("enabled", False)),
+        "days": int(doc.get("days", 7)),
+        "senders": int(doc.get("senders", DEFAULT_SENDERS)),
+    }
 
 
-async def save_shadow_settings(enabled: bool, days: int, now: int) -> dict[str, Any]:
-    await crud.save_doc(SHADOW_DOC, {"enabled": enabled, "days": days}, now)
+async def save_shadow_settings(enabled: bool, days: int, senders: int, now: int) -> dict[str, Any]:
+    await crud.save_doc(SHADOW_DOC, {"enabled": enabled, "days": days, "senders": senders}, now)
     return await shadow_settings()
 
 
 async def start_shadow(now: int) -> str:
     cfg = await shadow_settings()
-    return await start("shadow", ["current"], ["active"], cfg["days"], now // DAY, True)
+    return await start(
+        "shadow", ["current"], ["active"], cfg["days"], now // DAY, True, cfg["senders"]
+    )
 
 
 async def maybe_shadow(now: int) -> None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 
 from . import crud, graph_service, sim_service
 from .engine.profiles import BUILTIN
-from .models import ShadowIn, SimRunIn
+from .models import SIM_SENDERS_DEFAULT, SIM_SENDERS_MAX, SIM_SENDERS_MIN, ShadowIn, SimRunIn
 from .views_api import Admin, _actor
 
 daznode_sim_router = APIRouter(prefix="/api/v1/sim", tags=["daznode"])
@@ -65,6 +65,7 @@ async def api_sim_options(_: Admin) -> dict:
         "profiles": [*BUILTIN, *([] if active["name"] in BUILTIN else ["active"])],
         "active_profile": active["name"],
         "max_days": sim_service.MAX_DAYS,
+        "senders": {"min": SIM_SENDERS_MIN, "default": SIM_SENDERS_DEFAULT, "max": SIM_SENDERS_MAX},
         "max_policies": MAX_POLICIES,
         "history": history,
         "graph": {"nodes": int(meta.get("nodes", 0)), "channels": int(meta.get("channels", 0))},
@@ -78,7 +79,7 @@ async def api_sim_start(body: SimRunIn, caller: Admin) -> dict:
     policies, profiles = await _checked(body)
     try:
         run_id = await sim_service.start(
-            "whatif", policies, profiles, body.days, body.seed, body.calibrate
+            "whatif", policies, profiles, body.days, body.seed, body.calibrate, body.senders
         )
     except sim_service.SimUnavailable as exc:
         raise _unavailable(exc) from None
@@ -134,7 +135,7 @@ async def api_shadow(_: Admin) -> dict:
 @daznode_sim_router.put("/shadow", summary="Turn shadow mode on or off")
 async def api_shadow_set(body: ShadowIn, caller: Admin) -> dict:
     now = int(time.time())
-    cfg = await sim_service.save_shadow_settings(body.enabled, body.days, now)
+    cfg = await sim_service.save_shadow_settings(body.enabled, body.days, body.senders, now)
     await crud.add_audit(now, _actor(caller), "shadow mode", "on" if body.enabled else "off")
     return cfg
 

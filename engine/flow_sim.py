@@ -27,12 +27,14 @@ from __future__ import annotations
 import bisect
 import copy
 import heapq
+import itertools
 import math
 import multiprocessing
 import random
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 from typing import Any
 
 from .graph_summary import summarize
@@ -41,6 +43,7 @@ from .metrics import WINDOWS, ChannelMetrics, FlowWindow, NetworkContext
 from .node_source import GraphEdge, NetworkGraph, RoutingPolicy
 from .route_tables import (
     CLASS_AMOUNTS_MSAT,
+    CLASS_UPPER_MSAT,
     UNREACHABLE,
     ClassGraph,
     RouteTree,
@@ -63,6 +66,7 @@ FEE_LIMIT_PPM = 5_000  # Core Lightning's pay: maxfeepercent 0.5 %
 FEE_LIMIT_EXEMPT_MSAT = 5_000  # ... and exemptfee 5 sat
 REBALANCE_TRIES = 3  # a failed circular payment is retried at half the amount
 CALIBRATION_DAYS = 2
+DEFAULT_SENDERS = 150
 MIN_PAYMENTS_PER_DAY, MAX_PAYMENTS_PER_DAY = 1_000, 1_000_000  # the calibration stays within
 
 Progress = Callable[[float, str], None]
@@ -95,7 +99,7 @@ class Demand:
     median_amount_sat: int = 20_000
     amount_spread: float = 1.5  # standard deviation of ln(amount)
     max_amount_sat: int = 2_000_000
-    senders: int = 150  # distinct sending nodes sampled (each costs a route search)
+    senders: int = DEFAULT_SENDERS  # distinct sending nodes sampled (each a route search)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,7 @@ class SimulationError(ValueError):
 
 # -- the prepared world (shared by every policy) ------------------------------------------
 
-Payment = tuple[int, int, int, int, int, int]
+Payment = tuple[int, int, int, int, int, int, float]
 Around = tuple[float, float, float, int]  # a route around us: cost, fee, probability, rank
 
 
@@ -146,8 +150,9 @@ class World:
     min_out_cost: list[list[float]]  # [class][node]: cheapest onward route from any peer
     # [class][channel]: the peer's route costs, fees, probabilities, and our hop's penalty
     onward: list[list[tuple[array, array, array, float]]]
-    # (second, sender, receiver, msat, class, index among all drawn): only those that can
-    # reach us; the index keys the payment's random outcomes
+    # (second, sender, receiver, msat, class, index, u0): only those that can reach us. The
+    # index keys the payment's random outcomes; u0 decides its cheapest route around us
+    # (drawn with the payment: see _draw_day)
     payments: list[Payment]
     warmup_payments: int  # the first ones fall in the warm-up
     start: Ledger | None = None  # state after the warm-up, copied for every policy
@@ -207,32 +212,141 @@ def _in_route(
 
 
 @dataclass(frozen=True, slots=True)
+class _ClassDraw:
+    """Drawing the payments of one size class that get past the sender's cheapest route
+    around us (see _draw_day)."""
+
+    c: int
+    quantiles: tuple[float, float]  # the class's range in the amount distribution
+    rate: float  # such payments per payment in the network
+    sender_cum: list[float]  # cumulative, per sender: the sender's share of them
+    receiver_cum: list[array]  # per sender, cumulative over every node: the receivers'
+
+
+@dataclass(frozen=True, slots=True)
 class _Draw:
-    """Who sends and receives, with cumulative weights: what drawing a day needs."""
-
-    senders: list[int]
-    sender_cum: list[float]
-    receivers: list[int]
-    receiver_cum: list[float]
+    classes: list[_ClassDraw]
 
 
-def _draw_day(key: str, demand: Demand, day: int, draw: _Draw) -> Iterator[Payment]:
-    """One day's payments in time order. Each day has its own generator (seeded by `key`
-    and the day) so days can be drawn in any process; a payment's index, day x 2^24 + its
-    rank in the day, keys its random outcomes."""
-    rng = random.Random(f"{key}:{day}")
-    mu = math.log(demand.median_amount_sat * 1000)
-    cap = demand.max_amount_sat * 1000
-    s_cum, r_cum = draw.sender_cum, draw.receiver_cum
-    count = _poisson(rng, demand.payments_per_day)
-    times = sorted(rng.randrange(DAY) for _ in range(count))
-    for n, t in enumerate(times):
-        k = bisect.bisect_right(s_cum, rng.random() * s_cum[-1])
-        r = draw.receivers[bisect.bisect_right(r_cum, rng.random() * r_cum[-1])]
-        if r == draw.senders[k]:
+def _class_bounds(demand: Demand) -> list[tuple[int, int]]:
+    """Per size class, the least and the largest amount a payment of the class can have
+    (least > largest: the demand has no payment of that size)."""
+    low, cap = 1_000, demand.max_amount_sat * 1000
+    uppers = [*CLASS_UPPER_MSAT, cap + 1]
+    out, floor = [], low
+    for upper in uppers:
+        out.append((floor, min(cap, upper - 1)))
+        floor = max(floor, upper)
+    return out
+
+
+def _amount_quantiles(demand: Demand) -> list[tuple[float, float]]:
+    """Per size class, the range [from, to) of the amount distribution's quantiles whose
+    amounts fall in the class: amount = int(min(cap, max(1000, lognormal)))."""
+    dist = NormalDist(math.log(demand.median_amount_sat * 1000), max(demand.amount_spread, 1e-9))
+    out = []
+    for low, high in _class_bounds(demand):
+        if low > high:
+            out.append((0.0, 0.0))
             continue
-        amount = int(min(cap, max(1_000, rng.lognormvariate(mu, demand.amount_spread))))
-        yield (day * DAY + t, k, r, amount, amount_class(amount), day * 2**24 + n)
+        below = 0.0 if low <= 1_000 else dist.cdf(math.log(low))
+        above = 1.0 if high >= demand.max_amount_sat * 1000 else dist.cdf(math.log(high + 1))
+        out.append((below, above))
+    return out
+
+
+def past_cheapest(world: World, k: int, c: int, nodes: Iterable[int]) -> list[float]:
+    """For a payment of size class c from sender k to each node: the probability that the
+    sender's cheapest route around us does not settle it before any route through us is
+    tried (first_tries' first test). 0: no route through us can carry it; 1: that route is
+    not tried first, or not for every amount of the class (the fee limit, see below)."""
+    ins = world.in_routes[k][c]
+    if not ins:
+        return [0.0 for _ in nodes]
+    tree, outs, entry = world.sender_trees[k][c], world.min_out_cost[c], ins[0].cost
+    cost, fee, prob, sender = tree.cost, tree.fee, tree.prob, tree.origin
+    # The fee limit holds for every amount of the class when the route's fee is under 0.5 %
+    # by a margin that covers the limit's rounding, or under 5 sat at the class's largest.
+    amount, (_low, high) = CLASS_AMOUNTS_MSAT[c], _class_bounds(world.scenario.demand)[c]
+    fee_cap = max(amount * (FEE_LIMIT_PPM - 2) / 1e6, 0.999 * FEE_LIMIT_EXEMPT_MSAT * amount / high)
+    return [
+        0.0
+        if outs[r] == UNREACHABLE or r == sender
+        else 1.0 - prob[r]
+        if cost[r] <= entry + outs[r] and fee[r] <= fee_cap
+        else 1.0
+        for r in nodes
+    ]
+
+
+def _sender_tables(k: int) -> list[tuple[float, array]]:
+    """In a pool process: per size class, sender k's weight of payments past its cheapest
+    route around us, and the cumulative weights of their receivers over every node."""
+    world, receiver_weights = _SHARED["world"], _SHARED["receiver_weights"]
+    n = len(receiver_weights)
+    out = []
+    for c in range(len(CLASS_AMOUNTS_MSAT)):
+        odds = past_cheapest(world, k, c, range(n))
+        cum = array(
+            "d", itertools.accumulate(w * q for w, q in zip(receiver_weights, odds, strict=True))
+        )
+        out.append((cum[-1], cum))
+    return out
+
+
+def _draw_tables(world: World, senders: list[int], degree: list[int], processes: int) -> _Draw:
+    """The per-class tables _draw_day draws from: a payment in the network goes from a sender
+    and to a receiver drawn in proportion to their channel counts; the tables weigh each pair
+    by the probability that the payment gets past the sender's cheapest route around us."""
+    base = world.classes[0]
+    receiver_weights = [degree[v] if v and base.into[v] else 0 for v in range(len(degree))]
+    sender_total, receiver_total = sum(degree[s] for s in senders), sum(receiver_weights)
+    shared = {"world": world, "receiver_weights": receiver_weights}
+    per_sender = list(_pool_map(_sender_tables, list(range(len(senders))), processes, shared))
+    classes = []
+    for c, quantiles in enumerate(_amount_quantiles(world.scenario.demand)):
+        share = quantiles[1] - quantiles[0]
+        weights = [degree[s] * per_sender[k][c][0] for k, s in enumerate(senders)]
+        if share <= 0 or sum(weights) <= 0:
+            continue
+        rate = share * sum(weights) / (sender_total * receiver_total)
+        cums = [per_sender[k][c][1] for k in range(len(senders))]
+        classes.append(_ClassDraw(c, quantiles, rate, _cumulative(weights), cums))
+    return _Draw(classes)
+
+
+def _draw_day(world: World, key: str, day: int, draw: _Draw) -> list[Payment]:
+    """One day's payments that get past their sender's cheapest route around us, in time
+    order. Drawing every payment and testing that route first would keep about 1 in 30: here
+    only those are drawn, each pair of sender and receiver in proportion to the probability
+    that the route fails, and the uniform number that decides the route (u0) is drawn from
+    the range where it fails. The payments kept are distributed as if every payment had
+    been drawn (tests/unit/test_flow_sim.py compares both). Each day has its own generator
+    (seeded by `key` and the day), so days can be drawn in any process; a payment's index,
+    day x 2^24 + its rank in the day, keys its other random outcomes."""
+    rng = random.Random(f"{key}:{day}")
+    demand = world.scenario.demand
+    dist = NormalDist(math.log(demand.median_amount_sat * 1000), max(demand.amount_spread, 1e-9))
+    bounds = _class_bounds(demand)
+    drawn = []
+    for cd in draw.classes:
+        low, high = bounds[cd.c]
+        (q_from, q_to), s_cum = cd.quantiles, cd.sender_cum
+        for _ in range(_poisson(rng, demand.payments_per_day * cd.rate)):
+            t = rng.randrange(DAY)
+            k = bisect.bisect_right(s_cum, rng.random() * s_cum[-1])
+            r_cum = cd.receiver_cum[k]
+            r = bisect.bisect_right(r_cum, rng.random() * r_cum[-1])
+            quantile = max(1e-300, q_from + (q_to - q_from) * rng.random())
+            amount = min(high, max(low, int(math.exp(dist.inv_cdf(quantile)))))
+            past = past_cheapest(world, k, cd.c, (r,))[0]
+            u0 = 1.0 - past + past * rng.random()
+            drawn.append((t, k, r, amount, u0))
+    drawn.sort()
+    return [
+        (day * DAY + t, k, r, amount, amount_class(amount), day * 2**24 + n, u0)
+        for n, (t, k, r, amount, u0) in enumerate(drawn)
+    ]
 
 
 def _cumulative(weights: list[int]) -> list[float]:
@@ -278,21 +392,27 @@ def fee_limit_msat(amount: int) -> int:
     return max(FEE_LIMIT_EXEMPT_MSAT, amount * FEE_LIMIT_PPM // 1_000_000)
 
 
+def around_unit(seed: int, payment: Payment, rank: int) -> float:
+    """The uniform number that decides whether the payment's rank-th route around us
+    succeeds: drawn with the payment for the cheapest (see _draw_day), a hash for the others."""
+    return payment[6] if rank == 0 else _unit(seed, payment[5], 10 + rank)
+
+
 def first_tries(world: World, seed: int, payment: Payment) -> tuple[bool, int, list[Around]]:
     """The routes around us a sender tries before any route through us could come first,
     whatever our fees: those no dearer than the cheapest conceivable route through us (the
     sender's cheapest way to a peer of ours, then the cheapest way on from any peer, at no
     fee of ours). Returns (settled without us: it succeeded or ran out of attempts,
     attempts made, the routes around us left). Policies cannot change any of it."""
-    _second, k, target, amount, c, index = payment
+    _second, k, target, amount, c, _index, u0 = payment
     lower_bound = world.in_routes[k][c][0].cost + world.min_out_cost[c][target]
     scale = amount / CLASS_AMOUNTS_MSAT[c]
     limit = fee_limit_msat(amount)
     tree = world.sender_trees[k][c]
-    if (  # most payments: the cheapest route around us, tried first, succeeds
+    if (  # the cheapest route around us, tried first, succeeds
         tree.cost[target] <= lower_bound
         and tree.fee[target] * scale <= limit
-        and _unit(seed, index, 0) < tree.prob[target]
+        and u0 < tree.prob[target]
     ):
         return True, 1, []
     around = routes_around_us(world, k, target, c)
@@ -303,35 +423,30 @@ def first_tries(world: World, seed: int, payment: Payment) -> tuple[bool, int, l
         if fee * scale > limit:
             continue
         attempts += 1
-        if _unit(seed, index, 0 if rank == 0 else 10 + rank) < prob or attempts >= MAX_ATTEMPTS:
+        if around_unit(seed, payment, rank) < prob or attempts >= MAX_ATTEMPTS:
             return True, attempts, []
     return False, attempts, []
 
 
 def _reaching_us(world: World, drawn: Iterable[Payment]) -> list[Payment]:
-    """The payments a route through us can carry and that the routes around us tried
-    first did not settle: no policy can change what the others do."""
-    ins, outs, seed = world.in_routes, world.min_out_cost, world.scenario.seed
-    return [
-        p
-        for p in drawn
-        if ins[p[1]][p[4]] and outs[p[4]][p[2]] < UNREACHABLE and not first_tries(world, seed, p)[0]
-    ]
+    """The payments that the routes around us tried first did not settle: no policy can
+    change what the others do."""
+    seed = world.scenario.seed
+    return [p for p in drawn if not first_tries(world, seed, p)[0]]
 
 
 def _day_reaching_us(job: tuple[str, int]) -> tuple[int, list[Payment]]:
-    """In a pool process: (payments drawn, those that can reach us) for one day."""
+    """In a pool process: (payments drawn, those that reach us) for one day."""
     key, day = job
     world, draw = _SHARED["world"], _SHARED["draw"]
-    counted = _Counted(_draw_day(key, world.scenario.demand, day, draw))
-    kept = _reaching_us(world, counted)
-    return counted.count, kept
+    drawn = _draw_day(world, key, day, draw)
+    return len(drawn), _reaching_us(world, drawn)
 
 
 def _payments_reaching_us(
     world: World, key: str, days: int, draw: _Draw, processes: int, progress: Progress
 ) -> tuple[int, list[Payment]]:
-    """Every day's payments that can reach us, in time order, and how many were drawn."""
+    """Every day's payments that reach us, in time order, and how many were drawn."""
     drawn, kept = 0, []
     jobs = [(key, day) for day in range(days)]
     results = _pool_map(_day_reaching_us, jobs, processes, {"world": world, "draw": draw})
@@ -387,18 +502,6 @@ def _calibrate(world: World, draw: _Draw, processes: int) -> None:
     )
 
 
-class _Counted:
-    """An iterator that counts what went through it."""
-
-    def __init__(self, items: Iterable[Payment]) -> None:
-        self.items, self.count = items, 0
-
-    def __iter__(self) -> Iterator[Payment]:
-        for item in self.items:
-            self.count += 1
-            yield item
-
-
 def _tree_arrays(tree: RouteTree) -> tuple[array, array, array]:
     return tree.cost, tree.fee, tree.prob
 
@@ -445,7 +548,6 @@ def prepare(
     if not candidates:
         raise SimulationError("the graph has no enabled channels")
     senders = _weighted_sample(rng, candidates, degree, scenario.demand.senders)
-    receivers = [v for v in range(1, n) if base.into[v]]
     peers = sorted(set(peer_node))
     jobs = [(s, True) for s in senders] + [(p, False) for p in peers]
     trees_of: list[list[RouteTree]] = []
@@ -496,12 +598,10 @@ def prepare(
         warmup_payments=0,
         stats={"nodes": n, "senders": len(senders), "peers": len(peers)},
     )
-    draw = _Draw(
-        senders,
-        _cumulative([degree[s] for s in senders]),
-        receivers,
-        _cumulative([degree[r] for r in receivers]),
-    )
+    progress(0.65, "weighing senders and receivers")
+    draw = _draw_tables(world, senders, degree, processes)
+    if not draw.classes:
+        raise SimulationError("no payment of the demand can reach the node")
     if scenario.calibrate_forwards_per_day is not None:
         progress(0.66, "calibrating demand")
         _calibrate(world, draw, processes)
@@ -515,7 +615,13 @@ def prepare(
     )
     warmup_end = scenario.warmup_days * DAY
     world.warmup_payments = bisect.bisect_left(world.payments, (warmup_end,))
-    world.stats.update(payments_drawn=drawn, payments_kept=len(world.payments))
+    world.stats.update(
+        # the network's payments over the horizon (expected), those drawn (they get past
+        # their cheapest route around us), and those that reach us
+        payments_drawn=world.scenario.demand.payments_per_day * scenario.total_days,
+        payments_past_cheapest=drawn,
+        payments_kept=len(world.payments),
+    )
     progress(0.85, "warming up")
     ledger = Ledger.opening(world)
     Replay(world, ledger, policy=None).run(0, world.warmup_payments, warmup_end)
@@ -788,7 +894,7 @@ class Replay:
         """The sender's remaining attempts, cheapest first: routes through us (its 4
         cheapest ways to a peer of ours, our 8 cheapest ways on) and the routes around us
         it has not tried yet."""
-        _second, k, target, amount, c, index = payment
+        _second, k, target, amount, c, index, _u0 = payment
         w, led = self.w, self.led
         scale = amount / CLASS_AMOUNTS_MSAT[c]
         limit = fee_limit_msat(amount)
@@ -812,7 +918,7 @@ class Replay:
                 continue
             if i < 0:  # around us
                 attempts += 1
-                if _unit(self.seed, index, 0 if j == 0 else 10 + j) < prob:
+                if around_unit(self.seed, payment, j) < prob:
                     return
                 fallback = True
                 continue

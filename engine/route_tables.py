@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 import math
 from array import array
+from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -152,44 +153,53 @@ def route_tree(g: ClassGraph, origin: int, origin_is_sender: bool, ranks: int = 
             push(heap, (own_hop, v, 0.0, 1.0, origin))
         else:
             push(heap, (hop_cost, v, _fee, _p, origin))
-    # The `ranks` cheapest costs pushed per node so far: a label above all of them cannot
-    # become one of the node's kept routes.
+    # The `ranks` cheapest costs pushed per node so far, and the dearest of them once there
+    # are `ranks` (-1 once the node is settled `ranks` times): a label at or above it cannot
+    # become one of the node's kept routes, and one comparison tells.
     pushed: list[list[float]] = [[] for _ in range(n)]
+    bar = [UNREACHABLE] * n
+    bar[origin] = -1.0
     while heap:
         c, u, fu, pu, came_from = pop(heap)
         r = settled[u]
         if r >= ranks:
             continue
         settled[u] = r + 1
+        if r + 1 == ranks:
+            bar[u] = -1.0
         slot = u * ranks + r
         cost[slot], fee[slot], prob[slot] = c, fu, pu
         for v, hop_cost, hop_fee, p in g.out[u]:
-            if settled[v] >= ranks or v == came_from:
-                continue
             nc = c + hop_cost
+            if nc >= bar[v] or v == came_from:
+                continue
             best = pushed[v]
-            if len(best) < ranks:
-                best.append(nc)
-            else:
-                worst = max(best)
-                if nc >= worst:
-                    continue
-                best[best.index(worst)] = nc
+            insort(best, nc)
+            if len(best) > ranks:
+                best.pop()
+            if len(best) == ranks and bar[v] > 0:
+                bar[v] = best[-1]
             push(heap, (nc, v, fu + hop_fee, pu * p, u))
     if ranks == 1:
         return RouteTree(origin, array("f", cost), array("f", fee), array("f", prob))
-    first = slice(0, None, ranks)
-    more = [i for i in range(n * ranks) if i % ranks]
     return RouteTree(
         origin,
-        array("f", cost[first]),
-        array("f", fee[first]),
-        array("f", prob[first]),
+        array("f", cost[::ranks]),
+        array("f", fee[::ranks]),
+        array("f", prob[::ranks]),
         ranks,
-        array("f", (cost[i] for i in more)),
-        array("f", (fee[i] for i in more)),
-        array("f", (prob[i] for i in more)),
+        _next_ranks(cost, ranks),
+        _next_ranks(fee, ranks),
+        _next_ranks(prob, ranks),
     )
+
+
+def _next_ranks(values: list[float], ranks: int) -> array:
+    """Ranks 2.. of every node, node by node: slot v * (ranks - 1) + r - 1 holds rank r + 1."""
+    out = array("f", bytes(4 * (len(values) // ranks) * (ranks - 1)))
+    for r in range(1, ranks):
+        out[r - 1 :: ranks - 1] = array("f", values[r::ranks])
+    return out
 
 
 def alternatives(tree: RouteTree, target: int) -> list[tuple[float, float, float]]:

@@ -27,7 +27,8 @@ window.app = Vue.createApp({
       isAdmin: window.DAZNODE_IS_ADMIN === true,
       options: null,
       optionsError: '',
-      form: {policies: ['static', 'chargelnd', 'lndg', 'clboss', 'current'], profiles: ['balanced'], days: 30, seed: 1, calibrate: true},
+      optionsLoadedOnce: false,
+      form: {policies: ['static', 'chargelnd', 'lndg', 'clboss', 'current'], profiles: ['balanced'], days: 30, seed: 1, calibrate: true, senders: 150},
       starting: false,
       cancelling: false,
       cancelError: '',
@@ -44,7 +45,7 @@ window.app = Vue.createApp({
       channelPolicy: null,
       shadow: null,
       shadowError: '',
-      shadowForm: {enabled: false, days: 7},
+      shadowForm: {enabled: false, days: 7, senders: 150},
       shadowSaving: false,
       shadowStarting: false,
       resultColumns: [
@@ -79,6 +80,12 @@ window.app = Vue.createApp({
     },
     maxDays() {
       return (this.options && this.options.max_days) || 90
+    },
+    sendersRange() {
+      return (this.options && this.options.senders) || {min: 20, default: 150, max: 500}
+    },
+    runCancelled() {
+      return !!this.run && this.run.status === 'failed' && (this.run.error || '').startsWith('cancelled')
     },
     profileOptions() {
       if (!this.options) return []
@@ -125,8 +132,8 @@ window.app = Vue.createApp({
         {key: 'payments', label: 'Payments per day across the network', value: (d.payments_per_day || 0).toLocaleString()},
         {key: 'median', label: 'Median payment', value: this.formatSat(d.median_amount_sat || 0) + ' sat'}
       ]
-      if (s.payments_drawn !== undefined) rows.push({key: 'kept', label: 'Payments with a route through the node', value: `${(s.payments_kept || 0).toLocaleString()} of ${s.payments_drawn.toLocaleString()} drawn`})
-      if (s.senders !== undefined) rows.push({key: 'senders', label: 'Senders sampled', value: s.senders.toLocaleString()})
+      if (s.payments_drawn !== undefined) rows.push({key: 'kept', label: 'Payments that tried a route through the node', value: `${(s.payments_kept || 0).toLocaleString()} of ${s.payments_drawn.toLocaleString()} in the network`})
+      if (s.senders !== undefined) rows.push({key: 'senders', label: 'Paying nodes sampled', value: s.senders.toLocaleString()})
       rows.push({key: 'channels', label: 'Channels simulated', value: String(this.run.request.channels)})
       if (res.seconds !== undefined) rows.push({key: 'seconds', label: 'Simulation time', value: `${res.seconds} s` + (res.peak_rss_mb ? `, ${Math.round(res.peak_rss_mb)} MB` : '')})
       return rows
@@ -200,6 +207,8 @@ window.app = Vue.createApp({
         this.options = data
         this.optionsError = ''
         this.form.days = Math.min(this.form.days, data.max_days)
+        if (!this.optionsLoadedOnce) this.form.senders = data.senders.default
+        this.optionsLoadedOnce = true
         const keys = data.policies.map(p => p.key)
         this.form.policies = this.form.policies.filter(k => keys.includes(k))
         this.form.profiles = this.form.profiles.filter(p => data.profiles.includes(p))
@@ -264,7 +273,8 @@ window.app = Vue.createApp({
         profiles: [...this.form.profiles],
         days: this.form.days === '' ? null : this.form.days,
         seed: this.form.seed === '' ? null : this.form.seed,
-        calibrate: this.form.calibrate
+        calibrate: this.form.calibrate,
+        senders: this.form.senders === '' ? null : this.form.senders
       }
       try {
         const {data} = await this.request('POST', '/sim/runs', body, true)
@@ -369,7 +379,7 @@ window.app = Vue.createApp({
       try {
         const {data} = await this.request('GET', '/sim/shadow', null, true)
         this.shadow = data
-        this.shadowForm = {enabled: data.enabled, days: data.days}
+        this.shadowForm = {enabled: data.enabled, days: data.days, senders: data.senders}
         this.shadowError = ''
       } catch (err) {
         this.shadowError = this.errorText(err)
@@ -378,7 +388,8 @@ window.app = Vue.createApp({
     async saveShadow() {
       this.shadowSaving = true
       this.shadowError = ''
-      const body = {enabled: this.shadowForm.enabled, days: this.shadowForm.days === '' ? null : this.shadowForm.days}
+      const blank = v => (v === '' ? null : v)
+      const body = {enabled: this.shadowForm.enabled, days: blank(this.shadowForm.days), senders: blank(this.shadowForm.senders)}
       try {
         const {data} = await this.request('PUT', '/sim/shadow', body, true)
         if (this.shadow) Object.assign(this.shadow, data)

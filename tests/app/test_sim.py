@@ -4,10 +4,12 @@ its own forwarding history calibrating the demand, the worker process doing the 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 API = "/daznode/api/v1"
 RUN_TIMEOUT = 420
+SENDERS = 30  # paying nodes sampled: a quick run (each is a route search on the 17k graph)
 
 
 async def wait_for_run(client, headers: dict, run_id: str) -> dict:
@@ -35,6 +37,7 @@ async def test_options_name_the_policies_and_the_node_history(client, admin, ali
     assert keys == ["static", "chargelnd", "lndg", "clboss", "current"]
     assert {"balanced", "conservative", "aggressive"} <= set(options["profiles"])
     assert options["graph"]["nodes"] >= 17_324
+    assert options["senders"] == {"min": 20, "default": 150, "max": 500}
     history = options["history"]  # the demo node has weeks of forwards
     assert history["forwards_per_day"] > 0 and history["median_amount_sat"] > 0
     # Simulations use the node's data: admins only.
@@ -53,6 +56,8 @@ async def test_bad_requests_are_refused_with_a_message(client, admin):
         ({"days": 0}, "days"),
         ({"days": 91}, "days"),
         ({"seed": -1}, "seed"),
+        ({"senders": 19}, "senders"),
+        ({"senders": 501}, "senders"),
         ({"colour": "red"}, "colour"),
     ]
     for body, message in cases:
@@ -75,6 +80,7 @@ async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
         "profiles": ["balanced"],
         "days": 5,
         "seed": 3,
+        "senders": SENDERS,
     }
     r = await client.post(f"{API}/sim/runs", headers=h, json=body)
     assert r.status_code == 202, r.text
@@ -86,6 +92,7 @@ async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
     request, result = run["request"], run["result"]
     assert request["history"]["forwards_per_day"] > 0  # calibrated on the node's history
     stats = result["stats"]
+    assert request["senders"] == stats["senders"] == SENDERS
     assert stats["calibration_target_per_day"] == request["history"]["forwards_per_day"]
     assert stats["calibrated_payments_per_day"] == result["demand"]["payments_per_day"]
     keys = [r["key"] for r in result["results"]]
@@ -107,7 +114,13 @@ async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
 
 async def test_a_running_simulation_can_be_cancelled_and_is_kept_as_cancelled(client, admin):
     h = admin.key_headers(admin=True)
-    body = {"policies": ["static", "chargelnd"], "profiles": ["balanced"], "days": 30, "seed": 4}
+    body = {
+        "policies": ["static", "chargelnd"],
+        "profiles": ["balanced"],
+        "days": 30,
+        "seed": 4,
+        "senders": SENDERS,
+    }
     r = await client.post(f"{API}/sim/runs", headers=h, json=body)
     assert r.status_code == 202, r.text
     run_id = r.json()["id"]
@@ -130,15 +143,32 @@ async def test_a_running_simulation_can_be_cancelled_and_is_kept_as_cancelled(cl
 
 async def test_shadow_mode_runs_the_engine_next_to_the_current_fees(client, admin):
     h = admin.key_headers(admin=True)
-    r = await client.put(f"{API}/sim/shadow", headers=h, json={"enabled": True, "days": 2})
-    assert r.status_code == 200 and r.json() == {"enabled": True, "days": 2}
-    r = await client.put(f"{API}/sim/shadow", headers=h, json={"enabled": True, "days": 99})
-    assert r.status_code == 400
+    on = {"enabled": True, "days": 2, "senders": SENDERS}
+    r = await client.put(f"{API}/sim/shadow", headers=h, json=on)
+    assert r.status_code == 200 and r.json() == on
+    for bad in ({"days": 99}, {"senders": 10}):
+        r = await client.put(f"{API}/sim/shadow", headers=h, json={**on, **bad})
+        assert r.status_code == 400 and next(iter(bad)) in r.text, r.text
     r = await client.post(f"{API}/sim/shadow/run", headers=h)
     assert r.status_code == 202, r.text
     await wait_for_run(client, h, r.json()["id"])
     shadow = (await client.get(f"{API}/sim/shadow", headers=h)).json()
     assert shadow["enabled"] and shadow["track_record"]["runs"] >= 1
+    assert shadow["runs"][0]["request"]["senders"] == SENDERS
     outcome = shadow["runs"][0]["outcome"]
     assert outcome["difference_sat"] == outcome["engine_sat"] - outcome["current_sat"]
     await client.put(f"{API}/sim/shadow", headers=h, json={"enabled": False, "days": 2})
+
+
+async def test_runs_started_in_the_same_second_list_newest_first(client):
+    # A cancelled run and the next one often share their start second.
+    crud = sys.modules["daznode.crud"]
+    now = int(time.time())
+    await crud.create_sim_run("order-first", "order-test", {}, now)
+    await crud.finish_sim_run("order-first", now, error="cancelled: by test")
+    await crud.create_sim_run("order-second", "order-test", {}, now)
+    listed = await crud.get_sim_runs("order-test")
+    assert [r["id"] for r in listed] == ["order-second", "order-first"]
+    await crud.finish_sim_run("order-second", now + 5, result={}, summary=[])
+    listed = await crud.get_sim_runs("order-test")
+    assert [r["id"] for r in listed] == ["order-second", "order-first"]

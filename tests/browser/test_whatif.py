@@ -16,6 +16,7 @@ DOCS = REPO / "docs"
 API = "/daznode/api/v1"
 RUN_SECONDS = 240  # a run searches routes on the 17k-node graph, on a shared machine
 DAYS = 3
+SENDERS = 30  # paying nodes sampled: each is a route search on that graph
 
 
 def fixed1(v: float) -> str:
@@ -55,11 +56,6 @@ def api(server, admin, path: str):
     r = httpx.get(f"{server.url}{API}{path}", headers=admin.key_headers(admin=True), timeout=30)
     r.raise_for_status()
     return r.json()
-
-
-def baselines_ready() -> bool:
-    """The baseline policies' module (until it exists, runs with them fail in the worker)."""
-    return (REPO / "engine" / "baselines.py").exists()
 
 
 def wait_for_progress(page, run_seconds: float = RUN_SECONDS) -> list[int]:
@@ -128,6 +124,12 @@ def test_the_form_shows_the_choices_and_refuses_bad_input(page, server, admin):
     native(page, "sim-days").fill(str(options["max_days"] + 1))
     page.get_by_test_id("sim-run").click()
     expect(page.get_by_test_id("sim-error")).to_contain_text("less than or equal to")
+    native(page, "sim-days").fill("3")
+    expect(native(page, "sim-senders")).to_have_value(str(options["senders"]["default"]))
+    native(page, "sim-senders").fill(str(options["senders"]["min"] - 1))
+    page.get_by_test_id("sim-run").click()
+    expect(page.get_by_test_id("sim-error")).to_contain_text("senders")
+    expect(native(page, "sim-senders")).to_have_value(str(options["senders"]["min"] - 1))
 
     assert api(server, admin, "/sim/runs?kind=whatif") == before  # no run started
     assert api(server, admin, "/sim/status")["state"] != "running"
@@ -138,10 +140,11 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
     page.goto(f"{server.url}/daznode/whatif")
     options = api(server, admin, "/sim/options")
     expect(page.get_by_test_id("policy-static")).to_be_visible(timeout=30_000)
-    policies = {"static", "chargelnd"} if baselines_ready() else {"current"}
+    policies = {"static", "chargelnd"}
     choose(page, options, policies, {"balanced"})
     native(page, "sim-days").fill(str(DAYS))
     native(page, "sim-seed").fill("7")
+    native(page, "sim-senders").fill(str(SENDERS))  # a quick run
     page.get_by_test_id("sim-run").click()
 
     expect(page.get_by_test_id("sim-progress")).to_be_visible(timeout=30_000)
@@ -152,7 +155,9 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
 
     run = api(server, admin, f"/sim/runs/{run_id}")
     assert run["status"] == "done", run
+    assert run["request"]["senders"] == run["result"]["stats"]["senders"] == SENDERS
     expect(page.get_by_test_id("sim-run-card")).to_have_attribute("data-run", run_id)
+    expect(page.get_by_test_id("sim-run-card")).to_contain_text(f"{SENDERS} paying nodes")
     results = run["result"]["results"]
     keys = [r["key"] for r in results]
     assert set(keys) == policies | {"daznode:balanced"}
@@ -216,6 +221,9 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
     demand, stats = run["result"]["demand"], run["result"]["stats"]
     expect(page.get_by_test_id("demand-payments")).to_have_text(f"{demand['payments_per_day']:,}")
     expect(page.get_by_test_id("demand-channels")).to_have_text(str(run["request"]["channels"]))
+    expect(page.get_by_test_id("demand-kept")).to_have_text(
+        f"{stats['payments_kept']:,} of {stats['payments_drawn']:,} in the network"
+    )
     if stats.get("calibrated_payments_per_day") is not None:
         expect(page.get_by_test_id("sim-calibration")).to_contain_text(
             f"{js_number(stats['calibration_target_per_day'])} forwards per day"
@@ -236,6 +244,8 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
     )
     expect(page.get_by_test_id("sim-row")).to_have_count(len(results))
     assert len(chart(page, "chart-profit")["labels"]) == DAYS
+    page.evaluate("window.scrollTo(0, 0)")  # the fixed header stays at the top
+    page.screenshot(path=str(DOCS / "whatif.png"), full_page=True)
 
 
 def test_a_running_simulation_can_be_cancelled_from_the_page(page, server, admin):
@@ -258,6 +268,9 @@ def test_a_running_simulation_can_be_cancelled_from_the_page(page, server, admin
     assert api(server, admin, f"/sim/runs/{run_id}")["status"] == "failed"
     item = page.locator(f"[data-test='sim-run-item'][data-id='{run_id}']")
     expect(item.get_by_text("cancelled", exact=True)).to_be_visible()
+    item.click()  # opened, it reads as cancelled, not as a failure
+    expect(page.get_by_test_id("run-cancelled")).to_contain_text("This run was cancelled: by ")
+    expect(page.get_by_test_id("run-failed")).to_have_count(0)
 
 
 def test_shadow_mode_runs_and_keeps_a_track_record(page, server, admin):
@@ -269,11 +282,13 @@ def test_shadow_mode_runs_and_keeps_a_track_record(page, server, admin):
     toggle.click()
     native(page, "shadow-days").fill("2")
     native(page, "shadow-days").press("Enter")
+    native(page, "shadow-senders").fill(str(SENDERS))
+    native(page, "shadow-senders").press("Enter")
     deadline = time.monotonic() + 20
-    while api(server, admin, "/sim/shadow")["days"] != 2 and time.monotonic() < deadline:
+    while api(server, admin, "/sim/shadow")["senders"] != SENDERS and time.monotonic() < deadline:
         time.sleep(0.2)
     shadow = api(server, admin, "/sim/shadow")
-    assert shadow["enabled"] is True and shadow["days"] == 2
+    assert shadow["enabled"] is True and shadow["days"] == 2 and shadow["senders"] == SENDERS
 
     page.get_by_test_id("shadow-run").click()
     seen = wait_for_progress(page)
@@ -294,7 +309,6 @@ def test_shadow_mode_runs_and_keeps_a_track_record(page, server, admin):
     expect(page.get_by_test_id("shadow-record")).to_contain_text(
         f"Engine ahead in {record['engine_ahead']} of {record['runs']} run"
     )
-    page.screenshot(path=str(DOCS / "whatif.png"), full_page=True)
 
     toggle.click()  # off again
     deadline = time.monotonic() + 20

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
+from collections import Counter
 from dataclasses import replace
 
 import networkx as nx
@@ -16,6 +18,7 @@ from engine.flow_sim import (
     Scenario,
     SimChannel,
     SimulationError,
+    first_tries,
     prepare,
     routes_around_us,
     run_policy,
@@ -175,16 +178,71 @@ def test_forked_preparation_gives_the_same_world():
 def test_payments_settled_around_us_are_dropped_without_changing_any_result(monkeypatch):
     graph = small_world(alt_ppm=20)
     lean = prepare(graph, scenario())
-
-    def every_routable(world, drawn):
-        ins, outs = world.in_routes, world.min_out_cost
-        return [p for p in drawn if ins[p[1]][p[4]] and outs[p[4]][p[2]] < float("inf")]
-
-    monkeypatch.setattr(flow_sim, "_reaching_us", every_routable)
+    monkeypatch.setattr(flow_sim, "_reaching_us", lambda _world, drawn: list(drawn))
     full = prepare(graph, scenario())
-    assert len(full.payments) > 2 * len(lean.payments) > 0  # most settled around us
+    assert len(full.payments) > len(lean.payments) > 0
     for factory in (KeepFees, lambda: FixedFees(5), lambda: FixedFees(400)):
         assert run_policy(lean, "p", factory).to_dict() == run_policy(full, "p", factory).to_dict()
+
+
+def every_payment_drawn(world, days: int, seed: int) -> Counter:
+    """The reference the simulator's draw must match: draw every payment of the network
+    (sender and receiver by channel count, log-normal amount) and keep those that the routes
+    around us tried first do not settle. Counts per (sender, receiver, size class)."""
+    base = world.classes[0]
+    degree = [len(base.out[v]) + len(base.into[v]) for v in range(len(base.out))]
+    senders = [trees[0].origin for trees in world.sender_trees]
+    receivers = [v for v in range(1, len(base.out)) if base.into[v]]
+    demand, rng = world.scenario.demand, random.Random(seed)
+    mu, cap = math.log(demand.median_amount_sat * 1000), demand.max_amount_sat * 1000
+    kept: Counter = Counter()
+    for i in range(days * demand.payments_per_day):
+        k = rng.choices(range(len(senders)), weights=[degree[s] for s in senders])[0]
+        r = rng.choices(receivers, weights=[degree[v] for v in receivers])[0]
+        amount = int(min(cap, max(1_000, rng.lognormvariate(mu, demand.amount_spread))))
+        c = amount_class(amount)
+        if r == senders[k] or not world.in_routes[k][c]:
+            continue
+        if world.min_out_cost[c][r] == math.inf:
+            continue
+        payment = (0, k, r, amount, c, i, rng.random())
+        if not first_tries(world, world.scenario.seed, payment)[0]:
+            kept[(k, r, c)] += 1
+    return kept
+
+
+@pytest.mark.parametrize(("alt_ppm", "alt_cap"), [(20, 400_000), (6_000, BIG)])
+def test_drawing_only_payments_past_the_cheapest_route_keeps_the_same_payments(alt_ppm, alt_cap):
+    # S -> X -> T is the only way around us, and A charges 9,000 ppm to reach us: senders
+    # try around us first. At 20 ppm over 400,000 sat it fails often for larger amounts; at
+    # 6,000 ppm it is over the fee limit except for the smallest amounts (5 sat are exempt).
+    days, per_day = 4, 6_000
+    demand = Demand(payments_per_day=per_day, senders=5, median_amount_sat=30_000)
+    nodes = [GraphNode(p, name) for p, name in ((S, "S"), (A, "A"), (B, "B"), (T, "T"))]
+    graph = NetworkGraph(
+        nodes=[*nodes, GraphNode(X, "X")],
+        edges=[
+            edge("1x1x1", S, A, 10, 10),
+            edge("1x1x2", B, T, 10, 10),
+            edge("1x1x3", S, X, 10, 10),
+            edge("1x1x4", X, T, alt_ppm, alt_ppm, cap=alt_cap),
+        ],
+    )
+    a, b = our_channels()
+    channels = (replace(a, peer_policy=pol(9_000)), replace(b, peer_policy=pol(9_000)))
+    world = prepare(graph, scenario(days=days, warmup_days=0, demand=demand, channels=channels))
+    drawn = Counter((p[1], p[2], p[4]) for p in world.payments)
+    reference = every_payment_drawn(world, days, seed=11)
+    total, expected = sum(drawn.values()), sum(reference.values())
+    assert expected > 500
+    assert abs(total - expected) < 4 * math.sqrt(total + expected), (total, expected)
+    for key in set(drawn) | set(reference):  # Poisson counts: within 4.5 standard deviations
+        a, b = drawn[key], reference[key]
+        assert abs(a - b) <= 4.5 * math.sqrt(a + b) + 2, (key, a, b)
+    kept_amounts = sorted(p[3] for p in world.payments)
+    assert kept_amounts[0] >= 1_000 and kept_amounts[-1] <= demand.max_amount_sat * 1000
+    assert world.stats["payments_drawn"] == per_day * days
+    assert world.stats["payments_kept"] == total <= world.stats["payments_past_cheapest"]
 
 
 def test_a_sender_falls_back_on_ever_dearer_routes_around_us_up_to_its_attempts():
