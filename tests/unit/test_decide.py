@@ -810,11 +810,11 @@ def test_depleted_without_demand_is_not_rebalanced():
 QUIET_MONTH = FlowWindow(30, forwards_out=1, volume_out_msat=1_000_000, fees_msat=1_000)
 
 
-def idle_big(age_days: float, month: FlowWindow = QUIET_MONTH) -> ChannelMetrics:
+def idle_big(age_days: float, month: FlowWindow = QUIET_MONTH, fee_ppm: int = 50) -> ChannelMetrics:
     return chan(
         capacity_sat=5_000_000,
         local_sat=4_500_000,
-        fee_ppm=100,
+        fee_ppm=fee_ppm,
         age_days=age_days,
         windows=(month,),
     )
@@ -836,6 +836,17 @@ def test_old_idle_channel_with_tiny_earnings_is_closed():
     # signal 1 (gain >> cost); history min(1, 200/30) x min(1, (1 + 5) / 25) = 0.24
     # confidence (0.3 + 0.6 x 0.24 + 0.1) x 1 = 0.544 -> 0.54
     assert rec.confidence == 0.54
+
+
+def test_an_idle_channel_dearer_than_half_its_competitors_is_cut_before_it_is_closed():
+    n = network({P1: 100}, onchain_feerate_sat_vb=10)
+    rec = evaluate_channel(idle_big(200, fee_ppm=100), n, BALANCED)
+    assert rec.decision is Decision.DECREASE_FEES and rec.suggested.close is None
+    # idle share (0.9 - 0.15) / (0.85 - 0.15) > 1 -> 1: a full step, 100 x (1 - 0.15) = 85
+    assert rec.suggested.fee_ppm == 85
+    assert any("a cheaper fee is tried before closing: down to 50 ppm" in r for r in rec.reasons)
+    # At half the competitors' median, nothing more to try: closed (the test above).
+    assert evaluate_channel(idle_big(200, fee_ppm=50), n, BALANCED).suggested.close is not None
 
 
 def test_young_channel_is_not_closed():
@@ -1375,3 +1386,17 @@ def test_the_reference_is_the_competitor_median_even_below_the_network_median():
     # senders reach the peer for 10 ppm another way: 100 is cut one step, max(10, 1, 85) = 85
     rec = evaluate_channel(ch, network({P1: 10}, median_fee_ppm=100), BALANCED)
     assert (rec.decision, rec.suggested.fee_ppm) == (Decision.DECREASE_FEES, 85)
+
+
+def test_unsold_liquidity_gets_its_small_idle_cut_inside_the_deadband():
+    # 55 % local, nothing sold in a week: the idle rule caps the target one step below the
+    # fee by the idle share, (0.55 - 0.15) / (0.85 - 0.15) = 0.571 of 15 %: 100 -> 91.4 ppm,
+    # 9 % below, inside the 10 % deadband. The cut happens anyway (held, it never did).
+    n = network({P1: 150})
+    rec = evaluate_channel(chan(local_sat=550_000, fee_ppm=100), n, BALANCED)
+    assert rec.decision is Decision.DECREASE_FEES and rec.suggested.fee_ppm == 91
+    assert rec.suggested.target_fee_ppm == 91
+    # Once it sells, the deadband holds small gaps again.
+    week = FlowWindow(7, forwards_out=1, volume_out_msat=1_000_000, fees_msat=100)
+    sold = evaluate_channel(chan(local_sat=550_000, fee_ppm=100, windows=(week,)), n, BALANCED)
+    assert sold.decision is not Decision.DECREASE_FEES

@@ -250,7 +250,7 @@ def idle_big(age_days: float = 200) -> ChannelMetrics:
     return chan(
         capacity_sat=5_000_000,
         local_sat=4_500_000,
-        fee_ppm=100,
+        fee_ppm=50,  # half what the competitors charge: no cut left to try before closing
         age_days=age_days,
         windows=(month,),
     )
