@@ -250,7 +250,7 @@ def run(seeds: tuple[int, ...] = SEEDS) -> list[str]:
         "| What | Time | Target |",
         "|---|---:|---|",
         f"| 30 days, {speed['channels']} channels, full mainnet graph, one policy "
-        f"(prepare + run) | {speed['single']:.0f} s | < 120 s |",
+        f"(prepare + run), the product's 2 processes | {speed['single']:.0f} s | < 120 s |",
         f"| The same with all {len(_specs())} policies side by side, 2 processes | "
         f"{statistics.median(t[2] for t in mid):.0f} s (median of {len(mid)} seeds) | |",
         f"| Peak memory of the benchmark and its workers | {peak_rss_mb():,.0f} MB | |",
