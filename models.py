@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Extra, Field, root_validator
 
 from .engine.flow_sim import DEFAULT_SENDERS
@@ -482,6 +484,12 @@ class PeerSuggestionsOut(BaseModel):
 SIM_SENDERS_MIN, SIM_SENDERS_DEFAULT, SIM_SENDERS_MAX = 20, DEFAULT_SENDERS, 500
 
 
+def _senders_field(description: str) -> Any:
+    return Field(
+        SIM_SENDERS_DEFAULT, ge=SIM_SENDERS_MIN, le=SIM_SENDERS_MAX, description=description
+    )
+
+
 class SimRunIn(BaseModel):
     """A what-if simulation: which policies and Daznode profiles, over how many days."""
 
@@ -496,11 +504,8 @@ class SimRunIn(BaseModel):
     days: int = Field(30, ge=1, le=90, description="Simulated days after a 7-day warm-up")
     seed: int = Field(1, ge=0, le=2**31 - 1, description="Same seed, same payments")
     calibrate: bool = Field(True, description="Scale the demand to the node's own history")
-    senders: int = Field(
-        SIM_SENDERS_DEFAULT,
-        ge=SIM_SENDERS_MIN,
-        le=SIM_SENDERS_MAX,
-        description="Paying nodes sampled: fewer run faster, more vary less between seeds",
+    senders: int = _senders_field(
+        "Paying nodes sampled: fewer run faster, more vary less between seeds"
     )
 
     class Config:
@@ -510,12 +515,7 @@ class SimRunIn(BaseModel):
 class ShadowIn(BaseModel):
     enabled: bool
     days: int = Field(7, ge=1, le=30, description="Days each daily shadow run looks ahead")
-    senders: int = Field(
-        SIM_SENDERS_DEFAULT,
-        ge=SIM_SENDERS_MIN,
-        le=SIM_SENDERS_MAX,
-        description="Paying nodes sampled in each shadow run",
-    )
+    senders: int = _senders_field("Paying nodes sampled in each shadow run")
 
     class Config:
         extra = Extra.forbid

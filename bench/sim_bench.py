@@ -15,7 +15,6 @@ never below static fees on any seed.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import random
 import statistics
 import sys
@@ -26,13 +25,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.flow_sim import Scenario, SimChannel, World, prepare, run_policy  # noqa: E402
+from engine.flow_sim import Scenario, SimChannel, prepare, run_policy  # noqa: E402
 from engine.graph_io import load_graph  # noqa: E402
 from engine.graph_summary import summarize  # noqa: E402
 from engine.node_source import NetworkGraph  # noqa: E402
 from engine.sim_policy import FixedFees  # noqa: E402
 from engine.sim_worker import run_simulation  # noqa: E402
-from engine.worker_process import peak_rss_mb  # noqa: E402
+from engine.worker_process import POOL_SHARED, peak_rss_mb, pool_map  # noqa: E402
 
 SNAPSHOT = REPO.parent / "shared" / "data" / "ln-graph-2026-02-03"
 SEEDS = (1, 2, 3, 4, 5)
@@ -177,9 +176,9 @@ def _goal(profit: dict[str, list[int]]) -> str:
     )
 
 
-def _flat_run(args: tuple[World, int]) -> dict:
-    world, ppm = args
-    return run_policy(world, f"flat-{ppm}", lambda: FixedFees(ppm)).to_dict()
+def _flat_run(ppm: int) -> dict:
+    """In a pool process: every channel at `ppm` on the world the parent shared."""
+    return run_policy(POOL_SHARED["world"], f"flat-{ppm}", lambda: FixedFees(ppm)).to_dict()
 
 
 def fee_sensitivity(graph: NetworkGraph, seed: int = 1) -> list[str]:
@@ -198,8 +197,7 @@ def fee_sensitivity(graph: NetworkGraph, seed: int = 1) -> list[str]:
         node = pick_node(graph, size)
         scenario = Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed)
         world = prepare(graph, scenario, processes=2)
-        with multiprocessing.get_context("fork").Pool(2) as pool:
-            results = pool.map(_flat_run, [(world, ppm) for ppm in FLAT_FEES])
+        results = list(pool_map(_flat_run, list(FLAT_FEES), 2, {"world": world}))
         for ppm, r in zip(FLAT_FEES, results, strict=True):
             share = r["fallback_forwards"] / r["forwards"] if r["forwards"] else 0.0
             lines.append(

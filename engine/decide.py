@@ -168,7 +168,7 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
         reasons.append(f"{week.forwards_out} forwards out this week at the current fee: kept")
     if week.forwards_out == 0 and ratio > p.low_ratio and current:
         # Never a raise when nothing sells, and a cut that grows with the idle share: none at
-        # the target ratio (a fixed step there flipped a raise into a cut when one msat
+        # the low ratio (a fixed step at a threshold flipped a raise into a cut when one msat
         # crossed it), a full step from the saturation threshold up (a model target above
         # the fee must not keep unsold liquidity at a price nobody pays).
         idle = min(1.0, (ratio - p.low_ratio) / max(1e-9, p.high_ratio - p.low_ratio))
@@ -451,8 +451,7 @@ def _rebalance_plan(
     amount_msat = int(min(wanted_msat, per_day * p.rebalance_horizon_days))
     if amount_msat < ch.capacity_msat // 100:
         return None, "depleted, but too little demand to pay for a rebalance"
-    expected_volume = amount_msat
-    earnings_msat = expected_volume * fee_ppm / 1e6
+    earnings_msat = amount_msat * fee_ppm / 1e6
     # Those earnings pay for every refill within the horizon, not for each one again: what
     # refills cost lately comes off (the simulator showed hourly refills of one channel,
     # each justified by the same earnings, costing more than the channel ever earned).

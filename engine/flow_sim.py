@@ -26,16 +26,15 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 import heapq
 import itertools
 import math
-import multiprocessing
 import random
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
-from typing import Any
 
 from .graph_summary import summarize
 from .impact import ChannelFlow
@@ -55,6 +54,7 @@ from .route_tables import (
     success_probability,
 )
 from .sim_policy import PolicyActions, PolicyFactory, RebalanceOrder
+from .worker_process import POOL_SHARED, pool_map
 
 HOUR = 3600
 DAY = 86400
@@ -223,11 +223,6 @@ class _ClassDraw:
     receiver_cum: list[array]  # per sender, cumulative over every node: the receivers'
 
 
-@dataclass(frozen=True, slots=True)
-class _Draw:
-    classes: list[_ClassDraw]
-
-
 def _class_bounds(demand: Demand) -> list[tuple[int, int]]:
     """Per size class, the least and the largest amount a payment of the class can have
     (least > largest: the demand has no payment of that size)."""
@@ -240,10 +235,15 @@ def _class_bounds(demand: Demand) -> list[tuple[int, int]]:
     return out
 
 
+def _amount_dist(demand: Demand) -> NormalDist:
+    """The distribution of ln(amount in msat), before the floor and the cap."""
+    return NormalDist(math.log(demand.median_amount_sat * 1000), max(demand.amount_spread, 1e-9))
+
+
 def _amount_quantiles(demand: Demand) -> list[tuple[float, float]]:
     """Per size class, the range [from, to) of the amount distribution's quantiles whose
     amounts fall in the class: amount = int(min(cap, max(1000, lognormal)))."""
-    dist = NormalDist(math.log(demand.median_amount_sat * 1000), max(demand.amount_spread, 1e-9))
+    dist = _amount_dist(demand)
     out = []
     for low, high in _class_bounds(demand):
         if low > high:
@@ -253,6 +253,15 @@ def _amount_quantiles(demand: Demand) -> list[tuple[float, float]]:
         above = 1.0 if high >= demand.max_amount_sat * 1000 else dist.cdf(math.log(high + 1))
         out.append((below, above))
     return out
+
+
+@functools.cache
+def _fee_cap(demand: Demand, c: int) -> float:
+    """A route fee (at the class's amount) under the sender's limit for every amount of the
+    class: under 0.5 % by a margin that covers the limit's rounding, or under 5 sat at the
+    class's largest amount."""
+    amount, (_low, high) = CLASS_AMOUNTS_MSAT[c], _class_bounds(demand)[c]
+    return max(amount * (FEE_LIMIT_PPM - 2) / 1e6, 0.999 * FEE_LIMIT_EXEMPT_MSAT * amount / high)
 
 
 def past_cheapest(world: World, k: int, c: int, nodes: Iterable[int]) -> list[float]:
@@ -265,10 +274,7 @@ def past_cheapest(world: World, k: int, c: int, nodes: Iterable[int]) -> list[fl
         return [0.0 for _ in nodes]
     tree, outs, entry = world.sender_trees[k][c], world.min_out_cost[c], ins[0].cost
     cost, fee, prob, sender = tree.cost, tree.fee, tree.prob, tree.origin
-    # The fee limit holds for every amount of the class when the route's fee is under 0.5 %
-    # by a margin that covers the limit's rounding, or under 5 sat at the class's largest.
-    amount, (_low, high) = CLASS_AMOUNTS_MSAT[c], _class_bounds(world.scenario.demand)[c]
-    fee_cap = max(amount * (FEE_LIMIT_PPM - 2) / 1e6, 0.999 * FEE_LIMIT_EXEMPT_MSAT * amount / high)
+    fee_cap = _fee_cap(world.scenario.demand, c)
     return [
         0.0
         if outs[r] == UNREACHABLE or r == sender
@@ -282,7 +288,7 @@ def past_cheapest(world: World, k: int, c: int, nodes: Iterable[int]) -> list[fl
 def _sender_tables(k: int) -> list[tuple[float, array]]:
     """In a pool process: per size class, sender k's weight of payments past its cheapest
     route around us, and the cumulative weights of their receivers over every node."""
-    world, receiver_weights = _SHARED["world"], _SHARED["receiver_weights"]
+    world, receiver_weights = POOL_SHARED["world"], POOL_SHARED["receiver_weights"]
     n = len(receiver_weights)
     out = []
     for c in range(len(CLASS_AMOUNTS_MSAT)):
@@ -294,7 +300,9 @@ def _sender_tables(k: int) -> list[tuple[float, array]]:
     return out
 
 
-def _draw_tables(world: World, senders: list[int], degree: list[int], processes: int) -> _Draw:
+def _draw_tables(
+    world: World, senders: list[int], degree: list[int], processes: int
+) -> list[_ClassDraw]:
     """The per-class tables _draw_day draws from: a payment in the network goes from a sender
     and to a receiver drawn in proportion to their channel counts; the tables weigh each pair
     by the probability that the payment gets past the sender's cheapest route around us."""
@@ -302,7 +310,7 @@ def _draw_tables(world: World, senders: list[int], degree: list[int], processes:
     receiver_weights = [degree[v] if v and base.into[v] else 0 for v in range(len(degree))]
     sender_total, receiver_total = sum(degree[s] for s in senders), sum(receiver_weights)
     shared = {"world": world, "receiver_weights": receiver_weights}
-    per_sender = list(_pool_map(_sender_tables, list(range(len(senders))), processes, shared))
+    per_sender = list(pool_map(_sender_tables, list(range(len(senders))), processes, shared))
     classes = []
     for c, quantiles in enumerate(_amount_quantiles(world.scenario.demand)):
         share = quantiles[1] - quantiles[0]
@@ -312,10 +320,10 @@ def _draw_tables(world: World, senders: list[int], degree: list[int], processes:
         rate = share * sum(weights) / (sender_total * receiver_total)
         cums = [per_sender[k][c][1] for k in range(len(senders))]
         classes.append(_ClassDraw(c, quantiles, rate, _cumulative(weights), cums))
-    return _Draw(classes)
+    return classes
 
 
-def _draw_day(world: World, key: str, day: int, draw: _Draw) -> list[Payment]:
+def _draw_day(world: World, key: str, day: int, draw: list[_ClassDraw]) -> list[Payment]:
     """One day's payments that get past their sender's cheapest route around us, in time
     order. Drawing every payment and testing that route first would keep about 1 in 30: here
     only those are drawn, each pair of sender and receiver in proportion to the probability
@@ -326,10 +334,10 @@ def _draw_day(world: World, key: str, day: int, draw: _Draw) -> list[Payment]:
     day x 2^24 + its rank in the day, keys its other random outcomes."""
     rng = random.Random(f"{key}:{day}")
     demand = world.scenario.demand
-    dist = NormalDist(math.log(demand.median_amount_sat * 1000), max(demand.amount_spread, 1e-9))
+    dist = _amount_dist(demand)
     bounds = _class_bounds(demand)
     drawn = []
-    for cd in draw.classes:
+    for cd in draw:
         low, high = bounds[cd.c]
         (q_from, q_to), s_cum = cd.quantiles, cd.sender_cum
         for _ in range(_poisson(rng, demand.payments_per_day * cd.rate)):
@@ -341,11 +349,11 @@ def _draw_day(world: World, key: str, day: int, draw: _Draw) -> list[Payment]:
             amount = min(high, max(low, int(math.exp(dist.inv_cdf(quantile)))))
             past = past_cheapest(world, k, cd.c, (r,))[0]
             u0 = 1.0 - past + past * rng.random()
-            drawn.append((t, k, r, amount, u0))
+            drawn.append((t, k, r, amount, cd.c, u0))  # the amount is within the class
     drawn.sort()
     return [
-        (day * DAY + t, k, r, amount, amount_class(amount), day * 2**24 + n, u0)
-        for n, (t, k, r, amount, u0) in enumerate(drawn)
+        (day * DAY + t, k, r, amount, c, day * 2**24 + n, u0)
+        for n, (t, k, r, amount, c, u0) in enumerate(drawn)
     ]
 
 
@@ -438,18 +446,18 @@ def _reaching_us(world: World, drawn: Iterable[Payment]) -> list[Payment]:
 def _day_reaching_us(job: tuple[str, int]) -> tuple[int, list[Payment]]:
     """In a pool process: (payments drawn, those that reach us) for one day."""
     key, day = job
-    world, draw = _SHARED["world"], _SHARED["draw"]
+    world, draw = POOL_SHARED["world"], POOL_SHARED["draw"]
     drawn = _draw_day(world, key, day, draw)
     return len(drawn), _reaching_us(world, drawn)
 
 
 def _payments_reaching_us(
-    world: World, key: str, days: int, draw: _Draw, processes: int, progress: Progress
+    world: World, key: str, days: int, draw: list[_ClassDraw], processes: int, progress: Progress
 ) -> tuple[int, list[Payment]]:
     """Every day's payments that reach us, in time order, and how many were drawn."""
     drawn, kept = 0, []
     jobs = [(key, day) for day in range(days)]
-    results = _pool_map(_day_reaching_us, jobs, processes, {"world": world, "draw": draw})
+    results = pool_map(_day_reaching_us, jobs, processes, {"world": world, "draw": draw})
     for done, (count, day_kept) in enumerate(results, 1):
         drawn += count
         kept += day_kept
@@ -457,28 +465,7 @@ def _payments_reaching_us(
     return drawn, kept
 
 
-# Work a pool's processes read: set before the pool forks, never sent through pipes.
-_SHARED: dict[str, Any] = {}
-
-
-def _pool_map(
-    fn: Callable[[Any], Any], jobs: list, processes: int, shared: dict[str, Any]
-) -> Iterator[Any]:
-    """fn over jobs, results in order: in `processes` forked processes that inherit
-    `shared`, or in this one."""
-    _SHARED.update(shared)
-    try:
-        if processes <= 1 or len(jobs) <= 1:
-            yield from map(fn, jobs)
-            return
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(processes, len(jobs))) as pool:
-            yield from pool.imap(fn, jobs)
-    finally:
-        _SHARED.clear()
-
-
-def _calibrate(world: World, draw: _Draw, processes: int) -> None:
+def _calibrate(world: World, draw: list[_ClassDraw], processes: int) -> None:
     """Scale the demand so that, at the channels' current fees, we forward as many payments
     per day as the node did (its own history). Measured on a separate sample of days."""
     scenario = world.scenario
@@ -519,7 +506,7 @@ def _search(job: tuple[int, bool]) -> list[RouteTree]:
     next cheapest routes too (the ones it falls back on)."""
     origin, is_sender = job
     ranks = ALTERNATIVES if is_sender else 1
-    return [route_tree(g, origin, is_sender, ranks) for g in _SHARED["classes"]]
+    return [route_tree(g, origin, is_sender, ranks) for g in POOL_SHARED["classes"]]
 
 
 def prepare(
@@ -551,7 +538,7 @@ def prepare(
     peers = sorted(set(peer_node))
     jobs = [(s, True) for s in senders] + [(p, False) for p in peers]
     trees_of: list[list[RouteTree]] = []
-    searching = _pool_map(_search, jobs, processes, {"classes": classes})
+    searching = pool_map(_search, jobs, processes, {"classes": classes})
     for done, trees in enumerate(searching, 1):
         trees_of.append(trees)
         progress(0.05 + 0.6 * done / len(jobs), "searching routes")
@@ -600,7 +587,7 @@ def prepare(
     )
     progress(0.65, "weighing senders and receivers")
     draw = _draw_tables(world, senders, degree, processes)
-    if not draw.classes:
+    if not draw:
         raise SimulationError("no payment of the demand can reach the node")
     if scenario.calibrate_forwards_per_day is not None:
         progress(0.66, "calibrating demand")

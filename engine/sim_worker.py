@@ -21,23 +21,24 @@ the number of processes).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from .flow_sim import Demand, Scenario, SimChannel, SimulationError, World, prepare, run_policy
+from .flow_sim import Demand, Scenario, SimChannel, SimulationError, prepare, run_policy
 from .node_source import GraphEdge, GraphNode, NetworkGraph, RoutingPolicy
 from .profiles import ProfileError, profile_from_dict
 from .sim_daznode import daznode_factory
 from .sim_policy import KeepFees, PolicyFactory
 from .worker_process import (
     NICENESS,
+    POOL_SHARED,
     ProgressLines,
     finish,
     lower_priority,
+    pool_map,
     read_json,
     write_json,
 )
@@ -192,14 +193,12 @@ def write_sim_input(
 
 # -- running ----------------------------------------------------------------------------------
 
-_WORLD: World | None = None  # set before forking: the children read it copy-on-write
-
 
 def _run_one(job: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """In a pool process: one policy on the prepared world the parent shared."""
     index, spec = job
-    assert _WORLD is not None
     key, factory = policy_factory(spec)
-    return index, run_policy(_WORLD, key, factory).to_dict()
+    return index, run_policy(POOL_SHARED["world"], key, factory).to_dict()
 
 
 def run_simulation(
@@ -210,7 +209,6 @@ def run_simulation(
     progress=lambda _f, _p: None,
 ) -> dict[str, Any]:
     """Prepare once, run every policy; the OUT document without the timing fields."""
-    global _WORLD
     if not specs:
         raise SimInputError("no policy to simulate")
     for spec in specs:
@@ -219,15 +217,10 @@ def run_simulation(
     results: list[dict[str, Any] | None] = [None] * len(specs)
     jobs = list(enumerate(specs))
     if processes > 1 and len(specs) > 1:
-        _WORLD = world
-        try:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(min(processes, len(specs))) as pool:
-                for done, (i, result) in enumerate(pool.imap_unordered(_run_one, jobs), 1):
-                    results[i] = result
-                    progress(0.4 + 0.6 * done / len(specs), result["name"])
-        finally:
-            _WORLD = None
+        running = pool_map(_run_one, jobs, processes, {"world": world}, ordered=False)
+        for done, (i, result) in enumerate(running, 1):
+            results[i] = result
+            progress(0.4 + 0.6 * done / len(specs), result["name"])
     else:
         for i, spec in jobs:
             key, factory = policy_factory(spec)

@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import inspect
 import json
+import multiprocessing
 import os
 import resource
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,32 @@ class ProgressLines:
             return
         self.last = (fraction, phase)
         print(f"{PROGRESS} {fraction:.3f} {phase}", file=sys.stderr, flush=True)
+
+
+# What a pool's processes read: set before the pool forks, never sent through pipes.
+POOL_SHARED: dict[str, Any] = {}
+
+
+def pool_map(
+    fn: Callable[[Any], Any],
+    jobs: list,
+    processes: int,
+    shared: dict[str, Any],
+    ordered: bool = True,
+) -> Iterator[Any]:
+    """fn over jobs, in `processes` forked processes that inherit `shared` in POOL_SHARED
+    (copy on write), or in this one. Results in the order of the jobs, or as they finish
+    when not `ordered`."""
+    POOL_SHARED.update(shared)
+    try:
+        if processes <= 1 or len(jobs) <= 1:
+            yield from map(fn, jobs)
+            return
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(processes, len(jobs))) as pool:
+            yield from (pool.imap if ordered else pool.imap_unordered)(fn, jobs)
+    finally:
+        POOL_SHARED.clear()
 
 
 def lower_priority(niceness: int) -> None:

@@ -27,8 +27,7 @@ window.app = Vue.createApp({
       isAdmin: window.DAZNODE_IS_ADMIN === true,
       options: null,
       optionsError: '',
-      optionsLoadedOnce: false,
-      form: {policies: ['static', 'chargelnd', 'lndg', 'clboss', 'current'], profiles: ['balanced'], days: 30, seed: 1, calibrate: true, senders: 150},
+      form: {policies: ['static', 'chargelnd', 'lndg', 'clboss', 'current'], profiles: ['balanced'], days: 30, seed: 1, calibrate: true, senders: null},
       starting: false,
       cancelling: false,
       cancelError: '',
@@ -207,8 +206,7 @@ window.app = Vue.createApp({
         this.options = data
         this.optionsError = ''
         this.form.days = Math.min(this.form.days, data.max_days)
-        if (!this.optionsLoadedOnce) this.form.senders = data.senders.default
-        this.optionsLoadedOnce = true
+        if (this.form.senders === null) this.form.senders = data.senders.default // once: keep what was typed
         const keys = data.policies.map(p => p.key)
         this.form.policies = this.form.policies.filter(k => keys.includes(k))
         this.form.profiles = this.form.profiles.filter(p => data.profiles.includes(p))
