@@ -157,6 +157,10 @@ class World:
     warmup_payments: int  # the first ones fall in the warm-up
     start: Ledger | None = None  # state after the warm-up, copied for every policy
     stats: dict[str, float] = field(default_factory=dict)
+    # [class][node]: the receiver's only usable channel, which every route to it shares:
+    # its success probability and the node on its other end (1.0 and -1: several channels)
+    last_prob: list[array] = field(default_factory=list)
+    last_from: list[array] = field(default_factory=list)
 
 
 def _unit(*key: int) -> float:
@@ -255,6 +259,41 @@ def _amount_quantiles(demand: Demand) -> list[tuple[float, float]]:
     return out
 
 
+def shared_hop(world: World, k: int, c: int, target: int) -> float:
+    """The success probability of the hop every route from sender k to the target shares:
+    the target's only usable channel (1.0 when it has several, when it is a peer of ours,
+    or when that channel is the sender's own, whose balance the sender knows). Its outcome
+    is drawn once per payment: a payment that failed there fails there on every route."""
+    if not world.last_prob:
+        return 1.0
+    if world.last_from[c][target] == world.sender_trees[k][c].origin:
+        return 1.0
+    return world.last_prob[c][target]
+
+
+def _rest(prob: float, shared: float) -> float:
+    """A route's success probability once its shared last hop has succeeded."""
+    return min(1.0, prob / shared) if shared > 0 else 0.0
+
+
+def cheapest_odds(world: World, k: int, c: int, r: int) -> tuple[float, float]:
+    """For a payment of size class c from sender k to node r: (the probability that it can
+    reach us at all: its shared last hop succeeds and the sender's cheapest route around us
+    does not settle it first, the least u0 consistent with that). 0: no route through us
+    can carry it. The cheapest route counts only when it is tried first for every amount of
+    the class (the fee limit, see below); otherwise u0 is free."""
+    ins = world.in_routes[k][c]
+    outs = world.min_out_cost[c]
+    tree = world.sender_trees[k][c]
+    if not ins or outs[r] == UNREACHABLE or r == tree.origin:
+        return 0.0, 0.0
+    shared = shared_hop(world, k, c, r)
+    if tree.cost[r] <= ins[0].cost + outs[r] and tree.fee[r] <= _fee_cap(world.scenario.demand, c):
+        rest = _rest(tree.prob[r], shared)
+        return shared * (1.0 - rest), rest
+    return shared, 0.0
+
+
 @functools.cache
 def _fee_cap(demand: Demand, c: int) -> float:
     """A route fee (at the class's amount) under the sender's limit for every amount of the
@@ -265,24 +304,23 @@ def _fee_cap(demand: Demand, c: int) -> float:
 
 
 def past_cheapest(world: World, k: int, c: int, nodes: Iterable[int]) -> list[float]:
-    """For a payment of size class c from sender k to each node: the probability that the
-    sender's cheapest route around us does not settle it before any route through us is
-    tried (first_tries' first test). 0: no route through us can carry it; 1: that route is
-    not tried first, or not for every amount of the class (the fee limit, see below)."""
-    ins = world.in_routes[k][c]
-    if not ins:
-        return [0.0 for _ in nodes]
-    tree, outs, entry = world.sender_trees[k][c], world.min_out_cost[c], ins[0].cost
-    cost, fee, prob, sender = tree.cost, tree.fee, tree.prob, tree.origin
-    fee_cap = _fee_cap(world.scenario.demand, c)
-    return [
-        0.0
-        if outs[r] == UNREACHABLE or r == sender
-        else 1.0 - prob[r]
-        if cost[r] <= entry + outs[r] and fee[r] <= fee_cap
-        else 1.0
-        for r in nodes
-    ]
+    """cheapest_odds' probability for each node."""
+    return [cheapest_odds(world, k, c, r)[0] for r in nodes]
+
+
+def _last_hops(classes: list[ClassGraph], peers: set[int]) -> tuple[list[array], list[array]]:
+    """Per class and node, the node's only usable channel when it has one: its success
+    probability and the node it comes from (see World). Our peers are left out: a route
+    through us reaches them over our own channel."""
+    probs, froms = [], []
+    for g in classes:
+        prob, came = array("d", [1.0]) * len(g.into), array("i", [-1]) * len(g.into)
+        for v, hops in enumerate(g.into):
+            if len(hops) == 1 and v not in peers:
+                came[v], _cost, _fee, prob[v] = hops[0]
+        probs.append(prob)
+        froms.append(came)
+    return probs, froms
 
 
 def _sender_tables(k: int) -> list[tuple[float, array]]:
@@ -327,11 +365,13 @@ def _draw_day(world: World, key: str, day: int, draw: list[_ClassDraw]) -> list[
     """One day's payments that get past their sender's cheapest route around us, in time
     order. Drawing every payment and testing that route first would keep about 1 in 30: here
     only those are drawn, each pair of sender and receiver in proportion to the probability
-    that the route fails, and the uniform number that decides the route (u0) is drawn from
-    the range where it fails. The payments kept are distributed as if every payment had
-    been drawn (tests/unit/test_flow_sim.py compares both). Each day has its own generator
-    (seeded by `key` and the day), so days can be drawn in any process; a payment's index,
-    day x 2^24 + its rank in the day, keys its other random outcomes."""
+    that the route fails while the hop shared by every route succeeds (a payment that fails
+    there fails everywhere, never through us), and the uniform number that decides the
+    route (u0) is drawn from the range where it fails. The payments kept are distributed
+    as if every payment had been drawn (tests/unit/test_flow_sim.py compares both). Each
+    day has its own generator (seeded by `key` and the day), so days can be drawn in any
+    process; a payment's index, day x 2^24 + its rank in the day, keys its other random
+    outcomes."""
     rng = random.Random(f"{key}:{day}")
     demand = world.scenario.demand
     dist = _amount_dist(demand)
@@ -347,8 +387,8 @@ def _draw_day(world: World, key: str, day: int, draw: list[_ClassDraw]) -> list[
             r = bisect.bisect_right(r_cum, rng.random() * r_cum[-1])
             quantile = max(1e-300, q_from + (q_to - q_from) * rng.random())
             amount = min(high, max(low, int(math.exp(dist.inv_cdf(quantile)))))
-            past = past_cheapest(world, k, cd.c, (r,))[0]
-            u0 = 1.0 - past + past * rng.random()
+            u_low = cheapest_odds(world, k, cd.c, r)[1]
+            u0 = u_low + (1.0 - u_low) * rng.random()
             drawn.append((t, k, r, amount, cd.c, u0))  # the amount is within the class
     drawn.sort()
     return [
@@ -417,10 +457,11 @@ def first_tries(world: World, seed: int, payment: Payment) -> tuple[bool, int, l
     scale = amount / CLASS_AMOUNTS_MSAT[c]
     limit = fee_limit_msat(amount)
     tree = world.sender_trees[k][c]
+    shared = shared_hop(world, k, c, target)  # succeeded: the draw keeps no other payment
     if (  # the cheapest route around us, tried first, succeeds
         tree.cost[target] <= lower_bound
         and tree.fee[target] * scale <= limit
-        and u0 < tree.prob[target]
+        and u0 < _rest(tree.prob[target], shared)
     ):
         return True, 1, []
     around = routes_around_us(world, k, target, c)
@@ -431,7 +472,7 @@ def first_tries(world: World, seed: int, payment: Payment) -> tuple[bool, int, l
         if fee * scale > limit:
             continue
         attempts += 1
-        if around_unit(seed, payment, rank) < prob or attempts >= MAX_ATTEMPTS:
+        if around_unit(seed, payment, rank) < _rest(prob, shared) or attempts >= MAX_ATTEMPTS:
             return True, attempts, []
     return False, attempts, []
 
@@ -585,6 +626,7 @@ def prepare(
         warmup_payments=0,
         stats={"nodes": n, "senders": len(senders), "peers": len(peers)},
     )
+    world.last_prob, world.last_from = _last_hops(classes, set(peers))
     progress(0.65, "weighing senders and receivers")
     draw = _draw_tables(world, senders, degree, processes)
     if not draw:
@@ -887,6 +929,7 @@ class Replay:
         limit = fee_limit_msat(amount)
         ins = w.in_routes[k][c][:ROUTES_PER_SIDE]
         outs = self._out_routes(target, amount, c)
+        shared = shared_hop(w, k, c, target)
         # (cost, fee, probability, in channel or -1 around us, out channel or rank around us)
         heap = [
             (r.cost + cost, r.fee + fee, prob, r.channel, j)
@@ -905,7 +948,7 @@ class Replay:
                 continue
             if i < 0:  # around us
                 attempts += 1
-                if around_unit(self.seed, payment, j) < prob:
+                if around_unit(self.seed, payment, j) < _rest(prob, shared):
                     return
                 fallback = True
                 continue
@@ -925,7 +968,7 @@ class Replay:
                 led.counters[C_FAILED][j] += 1
                 failed_out.add(j)
                 continue
-            if _unit(self.seed, index, 2, j) >= prob:
+            if _unit(self.seed, index, 2, j) >= _rest(prob, shared):
                 failed_out.add(j)  # failed further on: the HTLC comes back through us
                 continue
             self._settle(i, j, amount, our_fee)

@@ -22,6 +22,7 @@ from engine.flow_sim import (
     prepare,
     routes_around_us,
     run_policy,
+    shared_hop,
 )
 from engine.node_source import GraphEdge, GraphNode, NetworkGraph, RoutingPolicy
 from engine.route_tables import (
@@ -42,7 +43,7 @@ def pk(i: int) -> str:
     return "02" + f"{i:064x}"
 
 
-S, A, B, T, X, Y = (pk(i) for i in range(1, 7))
+S, A, B, T, X, Y, L = (pk(i) for i in range(1, 8))
 BIG = 50_000_000  # sat
 
 
@@ -187,8 +188,9 @@ def test_payments_settled_around_us_are_dropped_without_changing_any_result(monk
 
 def every_payment_drawn(world, days: int, seed: int) -> Counter:
     """The reference the simulator's draw must match: draw every payment of the network
-    (sender and receiver by channel count, log-normal amount) and keep those that the routes
-    around us tried first do not settle. Counts per (sender, receiver, size class)."""
+    (sender and receiver by channel count, log-normal amount), drop those that fail on the
+    hop every route to the receiver shares, and keep those that the routes around us tried
+    first do not settle. Counts per (sender, receiver, size class)."""
     base = world.classes[0]
     degree = [len(base.out[v]) + len(base.into[v]) for v in range(len(base.out))]
     senders = [trees[0].origin for trees in world.sender_trees]
@@ -205,31 +207,40 @@ def every_payment_drawn(world, days: int, seed: int) -> Counter:
             continue
         if world.min_out_cost[c][r] == math.inf:
             continue
+        if rng.random() >= shared_hop(world, k, c, r):
+            continue  # failed on the receiver's only channel: on every route
         payment = (0, k, r, amount, c, i, rng.random())
         if not first_tries(world, world.scenario.seed, payment)[0]:
             kept[(k, r, c)] += 1
     return kept
 
 
-@pytest.mark.parametrize(("alt_ppm", "alt_cap"), [(20, 400_000), (6_000, BIG)])
-def test_drawing_only_payments_past_the_cheapest_route_keeps_the_same_payments(alt_ppm, alt_cap):
-    # S -> X -> T is the only way around us, and A charges 9,000 ppm to reach us: senders
-    # try around us first. At 20 ppm over 400,000 sat it fails often for larger amounts; at
-    # 6,000 ppm it is over the fee limit except for the smallest amounts (5 sat are exempt).
-    days, per_day = 4, 6_000
-    demand = Demand(payments_per_day=per_day, senders=5, median_amount_sat=30_000)
+def around_first_world(alt_ppm: int, alt_cap: int) -> tuple[NetworkGraph, tuple[SimChannel, ...]]:
+    """S -> X -> T is the only way around us, and A and B charge 9,000 ppm to reach us:
+    senders try around us first. L has a single channel, from T, that every route to it
+    shares."""
     nodes = [GraphNode(p, name) for p, name in ((S, "S"), (A, "A"), (B, "B"), (T, "T"))]
     graph = NetworkGraph(
-        nodes=[*nodes, GraphNode(X, "X")],
+        nodes=[*nodes, GraphNode(X, "X"), GraphNode(L, "L")],
         edges=[
             edge("1x1x1", S, A, 10, 10),
             edge("1x1x2", B, T, 10, 10),
             edge("1x1x3", S, X, 10, 10),
             edge("1x1x4", X, T, alt_ppm, alt_ppm, cap=alt_cap),
+            edge("1x1x5", T, L, 10, 10, cap=200_000),
         ],
     )
     a, b = our_channels()
-    channels = (replace(a, peer_policy=pol(9_000)), replace(b, peer_policy=pol(9_000)))
+    return graph, (replace(a, peer_policy=pol(9_000)), replace(b, peer_policy=pol(9_000)))
+
+
+@pytest.mark.parametrize(("alt_ppm", "alt_cap"), [(20, 400_000), (6_000, BIG)])
+def test_drawing_only_payments_past_the_cheapest_route_keeps_the_same_payments(alt_ppm, alt_cap):
+    # At 20 ppm over 400,000 sat the route around us fails often for larger amounts; at
+    # 6,000 ppm it is over the fee limit except for the smallest amounts (5 sat are exempt).
+    days, per_day = 4, 12_000
+    demand = Demand(payments_per_day=per_day, senders=5, median_amount_sat=30_000)
+    graph, channels = around_first_world(alt_ppm, alt_cap)
     world = prepare(graph, scenario(days=days, warmup_days=0, demand=demand, channels=channels))
     drawn = Counter((p[1], p[2], p[4]) for p in world.payments)
     reference = every_payment_drawn(world, days, seed=11)
@@ -243,6 +254,35 @@ def test_drawing_only_payments_past_the_cheapest_route_keeps_the_same_payments(a
     assert kept_amounts[0] >= 1_000 and kept_amounts[-1] <= demand.max_amount_sat * 1000
     assert world.stats["payments_drawn"] == per_day * days
     assert world.stats["payments_kept"] == total <= world.stats["payments_past_cheapest"]
+
+
+def test_a_receiver_behind_one_channel_fails_there_on_every_route():
+    # A sender whose route fails on L's only channel would fail there again through us: the
+    # hop's outcome is drawn once per payment (routes succeed with their probability given
+    # that hop succeeded). T has two channels, A and B are our peers, a sender knows its own.
+    graph, channels = around_first_world(20, 400_000)
+    world = prepare(
+        graph, scenario(demand=Demand(payments_per_day=50, senders=6), channels=channels)
+    )
+    index = {n.pubkey: i for i, n in enumerate([GraphNode(US), *graph.nodes])}
+    for c, amount in enumerate(CLASS_AMOUNTS_MSAT):
+        for k, trees in enumerate(world.sender_trees):
+            sender = trees[c].origin
+            hop = shared_hop(world, k, c, index[L])
+            if sender == index[T]:
+                assert hop == 1.0
+            elif amount < 200_000_000:
+                assert hop == pytest.approx(success_probability(amount, 200_000_000), rel=1e-9)
+            for other in (A, B) if c == 2 else (T, A, B):  # X -> T cannot carry class 2
+                assert shared_hop(world, k, c, index[other]) == 1.0
+    # A payment to L that gets past the cheapest route around us has succeeded on that hop:
+    # the route's other hops decide, with the probability divided by the shared one's.
+    k = next(k for k, t in enumerate(world.sender_trees) if t[0].origin == index[S])
+    tree, shared = world.sender_trees[k][0], shared_hop(world, k, 0, index[L])
+    rest = tree.prob[index[L]] / shared
+    settled = first_tries(world, 7, (0, k, index[L], 10_000_000, 0, 0, rest * 0.999))
+    assert settled[0] and settled[1] == 1
+    assert not first_tries(world, 7, (0, k, index[L], 10_000_000, 0, 0, rest * 1.001))[0]
 
 
 def test_a_sender_falls_back_on_ever_dearer_routes_around_us_up_to_its_attempts():
