@@ -618,7 +618,8 @@ async def forwards_page(
 
 async def channel_signals(since_7d: int, since_30d: int) -> dict[str, dict[str, Any]]:
     """Per channel, from stored snapshots: uptime and hours with downtime over 7 days, fee
-    changes over 30 days, and the oldest local balance within 7 days (for the drift).
+    changes over 30 days and when the last was seen, and the oldest local balance within 7
+    days (for the drift).
     LAG() is a window function both SQLite (>= 3.25) and PostgreSQL have."""
     out: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"samples": 0, "active": 0, "down_hours": 0, "fee_changes": 0, "first": None}
@@ -645,12 +646,16 @@ async def channel_signals(since_7d: int, since_30d: int) -> dict[str, dict[str, 
         ):
             for r in await tx.rows(
                 f"SELECT channel_id, SUM(CASE WHEN prev IS NOT NULL AND fee <> prev "  # noqa: S608
-                f"THEN 1 ELSE 0 END) AS n FROM (SELECT channel_id, {fee} AS fee, "
+                f"THEN 1 ELSE 0 END) AS n, MAX(CASE WHEN prev IS NOT NULL AND fee <> prev "
+                f"THEN ts END) AS last FROM (SELECT channel_id, {col} AS ts, {fee} AS fee, "
                 f"LAG({fee}) OVER (PARTITION BY channel_id ORDER BY {col}) AS prev "
                 f"FROM daznode.{table} WHERE {col} >= :s30) AS t GROUP BY channel_id",
                 p,
             ):
-                out[r["channel_id"]]["fee_changes"] += int(r["n"])
+                o = out[r["channel_id"]]
+                o["fee_changes"] += int(r["n"])
+                if r["last"] is not None:
+                    o["fee_changed_at"] = max(o.get("fee_changed_at", 0), int(r["last"]))
         for table, col, local in (
             ("snapshots", "ts", "local_msat"),
             ("snapshots_hourly", "bucket", "sum_local_msat / samples"),

@@ -204,6 +204,9 @@ def build_metrics(
                 uptime_ratio=sig["active"] / samples if samples else None,
                 disconnects_7d=sig.get("down_hours") if samples else None,
                 policy_changes_30d=sig.get("fee_changes", 0),
+                fee_unchanged_days=(now - sig["fee_changed_at"]) / 86400
+                if "fee_changed_at" in sig
+                else None,
                 balance_trend_msat_per_day=trend,
             )
         )

@@ -23,6 +23,7 @@ from .profiles import Profile
 from .rules import Rule, RuleOutcome, apply_rule, first_match
 
 RAISE_MIN_FORWARDS = 7  # a week's outbound forwards below which no raise is tried
+IDLE_DAYS = 7  # days without an outbound forward at the current fee before an idle cut
 CLOSE_VBYTES = 170  # cooperative close, one P2WSH input, two outputs
 OPEN_VBYTES = 154  # funding transaction, one input, P2WSH output and change
 
@@ -170,9 +171,17 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
         # Never a raise when nothing sells, and a cut that grows with the idle share: none at
         # the low ratio (a fixed step at a threshold flipped a raise into a cut when one msat
         # crossed it), a full step from the saturation threshold up (a model target above
-        # the fee must not keep unsold liquidity at a price nobody pays).
+        # the fee must not keep unsold liquidity at a price nobody pays). The cut waits for
+        # a whole idle week at the current fee: the same empty week cut a channel that sells
+        # a forward a week six times in 31 hours, from 89 to 29 ppm.
         idle = min(1.0, (ratio - p.low_ratio) / max(1e-9, p.high_ratio - p.low_ratio))
-        ceiling = max(current) * (1 - p.max_step_down * idle)
+        since = _fee_unchanged_days(group)
+        ceiling = max(current) * (1 - p.max_step_down * idle * (since >= IDLE_DAYS))
+        if since < IDLE_DAYS:
+            reasons.append(
+                f"no outbound forwards this week, but our fee changed {since:.1f} days ago: "
+                f"{IDLE_DAYS} idle days at this fee before a cut"
+            )
         if target >= ceiling:
             target = ceiling
             reasons.append(
@@ -335,7 +344,7 @@ def _fee_step(
             current,
             [f"{failed} forwards failed here for lack of balance this week: no cut"],
         )
-    unsold = _unsold(ch, p)
+    unsold = _idle_at_this_fee(ch, p)
     # The deadband ignores noise in the model's target; the cut of liquidity that sells
     # nothing is the idle rule's own deliberate step, smaller than the deadband until two
     # thirds of the way to saturation: held by it, such a channel never got cheaper.
@@ -535,6 +544,17 @@ def _unsold(ch: ChannelMetrics, p: Profile) -> bool:
     return ch.window(7).forwards_out == 0 and ch.local_ratio > p.low_ratio
 
 
+def _fee_unchanged_days(group: list[ChannelMetrics]) -> float:
+    """Days since our fee last changed on any of these channels (unknown: long ago)."""
+    known = [c.fee_unchanged_days for c in group if c.fee_unchanged_days is not None]
+    return min(known) if known else math.inf
+
+
+def _idle_at_this_fee(ch: ChannelMetrics, p: Profile) -> bool:
+    """Unsold for a whole week at the current fee: the evidence the idle cut acts on."""
+    return _unsold(ch, p) and _fee_unchanged_days([ch]) >= IDLE_DAYS
+
+
 def _confidence(ch: ChannelMetrics, net: NetworkContext, signal: float) -> float:
     """How much to trust the decision: enough history, a graph, and a clear signal."""
     history = min(1.0, ch.age_days / 30) * min(1.0, (ch.window(30).forwards_out + 5) / 25)
@@ -601,7 +621,7 @@ def evaluate_channel(
         signal = 1.0 if ch.fee_ppm is not None else 0.2
     elif measured is not None:
         signal = 1.0  # what the node's own earnings said, not a model's guess
-    elif decision is Decision.DECREASE_FEES and _unsold(ch, p):
+    elif decision is Decision.DECREASE_FEES and _idle_at_this_fee(ch, p):
         signal = 1.0  # nothing sold in a week: the target is capped at one step, the case is not
     else:
         gap = abs(target.target_ppm - ch.fee_ppm) / max(1, ch.fee_ppm)

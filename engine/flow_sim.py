@@ -677,7 +677,7 @@ class Ledger:
     counters: list[list[int]]  # [counter][channel], cumulative since the start
     hourly: list[tuple[tuple[int, ...], ...]]  # counters at the start of each hour
     hourly_local: list[tuple[int, ...]]
-    updates: list[list[int]]  # per channel, times of our policy updates
+    updates: list[list[int]]  # per channel, times of our fee changes
     offered: int = 0  # HTLCs that reached us
     forwarded: int = 0
     fallback: int = 0  # forwards the sender sent us after a route around us had failed
@@ -824,6 +824,9 @@ class Replay:
                     uptime_ratio=1.0,
                     disconnects_7d=0,
                     policy_changes_30d=sum(1 for t in led.updates[i] if t > (hour - 720) * HOUR),
+                    fee_unchanged_days=(hour * HOUR - led.updates[i][-1]) / DAY
+                    if led.updates[i]
+                    else None,
                     balance_trend_msat_per_day=(led.local[i] - week_ago) / span_days,
                 )
             )
@@ -852,7 +855,8 @@ class Replay:
             if new != old:
                 led.policy[i] = new
                 led.policy_updates += 1
-                led.updates[i].append(hour * HOUR)
+                if new.fee_rate_ppm != old.fee_rate_ppm:  # as the product's snapshots count
+                    led.updates[i].append(hour * HOUR)
         self._refresh_fees()
         for order in actions.rebalances:
             self._rebalance(order, hour)

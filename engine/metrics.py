@@ -53,6 +53,7 @@ class ChannelMetrics:
     uptime_ratio: float | None = None  # share of snapshots active, last 7 days
     disconnects_7d: int | None = None  # active -> inactive transitions, last 7 days
     policy_changes_30d: int = 0  # our fee changes seen in the snapshots, last 30 days
+    fee_unchanged_days: float | None = None  # since our fee here last changed (None: not lately)
     balance_trend_msat_per_day: float = 0.0  # local balance drift (negative: draining)
     # What measuring our own changes taught (engine/lessons.py): a fee change of ours here
     # still waits for its verdict; raises stay below a fee a raise to which earned less

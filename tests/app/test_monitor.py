@@ -266,3 +266,35 @@ def test_two_processes_on_one_database_run_exactly_one_monitor():
         one.stop()
         if two:
             two.stop()
+
+
+async def test_signals_count_fee_changes_and_date_the_last_one(client, admin):
+    # The idle cut waits for a week at the current fee: the engine learns when the fee last
+    # changed from the snapshots, raw and hourly roll-ups alike.
+    crud = extension_crud()
+    now = int(time.time())
+    cid = "999999x9x9"
+    for bucket, ppm in ((now - 10 * DAY, 50), (now - 9 * DAY, 80)):
+        await crud.db.execute(
+            "INSERT INTO daznode.snapshots_hourly (bucket, channel_id, samples, active_samples, "
+            "sum_local_msat, min_local_msat, max_local_msat, capacity_msat, last_fee_rate_ppm, "
+            "last_base_fee_msat) VALUES (:b, :cid, 3, 3, 3000, 1000, 1000, 2000, :ppm, 0)",
+            {"b": bucket // HOUR * HOUR, "cid": cid, "ppm": ppm},
+        )
+    for ts, ppm in ((now - 40 * HOUR, 80), (now - 30 * HOUR, 90), (now - 20 * HOUR, 90)):
+        await crud.db.execute(
+            "INSERT INTO daznode.snapshots (ts, channel_id, local_msat, remote_msat, active, "
+            "fee_rate_ppm, base_fee_msat) VALUES (:ts, :cid, 1000, 1000, 1, :ppm, 0)",
+            {"ts": ts, "cid": cid, "ppm": ppm},
+        )
+    signals = (await crud.channel_signals(now - 7 * DAY, now - 30 * DAY))[cid]
+    assert signals["fee_changes"] == 2
+    assert signals["fee_changed_at"] == now - 30 * HOUR
+    steady = "999999x9x8"
+    await crud.db.execute(
+        "INSERT INTO daznode.snapshots (ts, channel_id, local_msat, remote_msat, active, "
+        "fee_rate_ppm, base_fee_msat) VALUES (:ts, :cid, 1000, 1000, 1, 70, 0)",
+        {"ts": now - HOUR, "cid": steady},
+    )
+    signals = await crud.channel_signals(now - 7 * DAY, now - 30 * DAY)
+    assert signals[steady]["fee_changes"] == 0 and "fee_changed_at" not in signals[steady]

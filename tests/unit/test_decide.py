@@ -390,6 +390,21 @@ def test_saturated_idle_channel_steps_down():
     assert rec.suggested.inbound_fee_ppm == 0
 
 
+def test_the_idle_cut_waits_for_a_whole_idle_week_at_the_current_fee():
+    # Competitors charge 200 ppm, so the model's target is above our 100 ppm: only the idle
+    # rule cuts, by 15 % x (0.6 - 0.15) / 0.7 of the fee. A week without forwards that began
+    # at an older fee says nothing about this one: the same week cut a channel six times.
+    n = network({P1: 200})
+    ch = chan(local_sat=600_000, fee_ppm=100, windows=(IDLE_WEEK,))
+    recent = evaluate_channel(replace(ch, fee_unchanged_days=2.0), n, BALANCED)
+    assert (recent.decision, recent.suggested.fee_ppm) == (Decision.NO_ACTION, 100)
+    assert any("changed 2.0 days ago" in r for r in recent.reasons)
+    for days in (7.0, None):  # a week at this fee, or no change seen lately
+        idle = evaluate_channel(replace(ch, fee_unchanged_days=days), n, BALANCED)
+        # 100 x (1 - 0.15 x 0.45 / 0.7) = 90.36 -> 90
+        assert (idle.decision, idle.suggested.fee_ppm) == (Decision.DECREASE_FEES, 90)
+
+
 def test_saturated_channel_with_unreturned_outflow_never_goes_below_the_floor():
     n = network({P1: 200})
     ch = saturated(230, SELLING_WEEK)
