@@ -186,11 +186,15 @@ async def _record_failure(message: str, now: int, interval: int) -> float:
 
 
 async def _notify_pages(now: int) -> None:
-    # Only a tick: pages re-read the data through the authenticated API.
-    try:
-        await websocket_manager.send(WS_CHANNEL, json.dumps({"event": "monitor", "ts": now}))
-    except Exception as exc:  # a dropped browser must not fail the cycle
-        logger.debug(f"daznode: page notification failed: {exc}")
+    # Only a tick: pages re-read the data through the authenticated API. One send per page:
+    # LNbits' manager sends to all in one loop, so a page that went away without closing its
+    # socket (not yet removed) stopped the tick from reaching the pages after it.
+    tick = json.dumps({"event": "monitor", "ts": now})
+    for conn in websocket_manager.get_connections(WS_CHANNEL):
+        try:
+            await conn.websocket.send_text(tick)
+        except Exception as exc:  # a dropped browser must not fail the cycle
+            logger.debug(f"daznode: page notification failed: {exc}")
 
 
 async def _funding_source_ready(timeout: float = 60.0) -> None:

@@ -298,3 +298,35 @@ async def test_signals_count_fee_changes_and_date_the_last_one(client, admin):
     )
     signals = await crud.channel_signals(now - 7 * DAY, now - 30 * DAY)
     assert signals[steady]["fee_changes"] == 0 and "fee_changed_at" not in signals[steady]
+
+
+async def test_a_page_gone_without_closing_does_not_keep_the_tick_from_the_others(client, admin):
+    # LNbits drops a socket from its list only when it reads the disconnect; until then a
+    # send to it raises. The pages after it must still get the monitor's tick.
+    from lnbits.core.services.websockets import WebsocketConnection, websocket_manager
+
+    class Gone:
+        async def send_text(self, data: str) -> None:
+            raise RuntimeError("Cannot call send once a close message has been sent")
+
+    class Open:
+        def __init__(self) -> None:
+            self.received: list[str] = []
+
+        async def send_text(self, data: str) -> None:
+            self.received.append(data)
+
+    page = Open()
+    conns = [
+        WebsocketConnection("daznode-monitor", Gone(), asyncio.Queue()),
+        WebsocketConnection("daznode-monitor", page, asyncio.Queue()),
+    ]
+    websocket_manager.active_connections.extend(conns)
+    try:
+        status = await run_monitor(client, admin)
+    finally:
+        for conn in conns:
+            websocket_manager.active_connections.remove(conn)
+    assert [json.loads(m) for m in page.received] == [
+        {"event": "monitor", "ts": status["last_run"]}
+    ]
