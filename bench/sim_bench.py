@@ -15,6 +15,7 @@ never below static fees on any seed.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import sys
@@ -168,11 +169,17 @@ def _goal(profit: dict[str, list[int]]) -> str:
     ratio = statistics.mean(balanced) / best if best > 0 else float("inf")
     never_below = all(b >= s for b, s in zip(balanced, profit["static"], strict=True))
     worst = min(b - s for b, s in zip(balanced, profit["static"], strict=True))
+    # Every policy sees the same payments, so the per-seed differences are paired: their
+    # spread says how much of the mean difference the seeds' noise could explain.
+    diffs = [b - x for b, x in zip(balanced, profit[best_key], strict=True)]
+    error = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
     return (
         f"Daznode balanced vs the best baseline ({best_key}): **{(ratio - 1) * 100:+.0f} %** "
         f"mean net profit (goal +20 %: {'met' if ratio >= 1.2 else 'NOT met'}); never below "
         f"static fees on any seed: **{'yes' if never_below else 'no'}** (smallest margin "
-        f"{worst:+,} sat)."
+        f"{worst:+,} sat). Per seed, balanced minus {best_key}: "
+        f"{', '.join(f'{d:+,}' for d in diffs)} sat (mean {statistics.mean(diffs):+,.0f}, "
+        f"standard error {error:,.0f})."
     )
 
 
