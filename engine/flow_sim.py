@@ -67,7 +67,7 @@ FEE_LIMIT_EXEMPT_MSAT = 5_000  # ... and exemptfee 5 sat
 REBALANCE_TRIES = 3  # a failed circular payment is retried at half the amount
 CALIBRATION_DAYS = 2
 DEFAULT_SENDERS = 150
-MIN_PAYMENTS_PER_DAY, MAX_PAYMENTS_PER_DAY = 1_000, 1_000_000  # the calibration stays within
+MIN_PAYMENTS_PER_DAY, MAX_PAYMENTS_PER_DAY = 1_000, 10_000_000  # the calibration stays within
 
 Progress = Callable[[float, str], None]
 
