@@ -22,7 +22,6 @@ networkx) and is 0 elsewhere; degree is networkx's degree centrality (distinct p
 from __future__ import annotations
 
 import math
-import multiprocessing
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +31,7 @@ from typing import Any
 import networkx as nx
 
 from .node_source import NetworkGraph
+from .worker_process import POOL_SHARED, pool_map
 
 Progress = Callable[[float, str], None]  # (fraction done 0..1, what is running)
 
@@ -421,17 +421,10 @@ def _accumulate(
             write[v] = weight[v] / sv + successors
 
 
-_SHARED: tuple[list[tuple[int, ...]], list[int], bool] | None = None
-
-
-def _share_core(adjacency: list[tuple[int, ...]], weight: list[int], betweenness: bool) -> None:
-    global _SHARED  # set once per pool process, so chunks do not carry the graph
-    _SHARED = (adjacency, weight, betweenness)
-
-
 def _pass_chunk(sources: range) -> _PassPart:
-    assert _SHARED is not None
-    return _pass_over(_SHARED[0], _SHARED[1], sources, _SHARED[2])
+    """In a pool process: one chunk of sources over the core the parent shared."""
+    adjacency, weight, betweenness = POOL_SHARED["core"]
+    return _pass_over(adjacency, weight, sources, betweenness)
 
 
 @dataclass(slots=True)
@@ -457,17 +450,11 @@ def _run_pass(
     totals = _PassTotals([0.0] * n, [0] * n, [0] * n)
     step = max(16, n // 200)
     chunks = [range(i, min(i + step, n)) for i in range(0, n, step)]
-    if processes <= 1 or len(chunks) < 2:
-        for k, chunk in enumerate(chunks, start=1):
-            totals.add(_pass_over(core.adjacency, core.weight, chunk, with_betweenness))
-            progress(k / len(chunks), phase)
-        return totals
-    initargs = (core.adjacency, core.weight, with_betweenness)
-    with multiprocessing.get_context().Pool(processes, _share_core, initargs) as pool:
-        # imap keeps the chunk order, so float sums do not depend on scheduling
-        for k, part in enumerate(pool.imap(_pass_chunk, chunks), start=1):
-            totals.add(part)
-            progress(k / len(chunks), phase)
+    shared = {"core": (core.adjacency, core.weight, with_betweenness)}
+    # in the chunks' order, whatever the scheduling, so the float sums are always the same
+    for k, part in enumerate(pool_map(_pass_chunk, chunks, processes, shared), start=1):
+        totals.add(part)
+        progress(k / len(chunks), phase)
     return totals
 
 
