@@ -173,7 +173,7 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
         # crossed it), a full step from the saturation threshold up (a model target above
         # the fee must not keep unsold liquidity at a price nobody pays). The cut waits for
         # a whole idle week at the current fee: the same empty week cut a channel that sells
-        # a forward a week six times in 31 hours, from 89 to 29 ppm.
+        # a forward a week seven times in 31 hours, from 89 to 29 ppm.
         idle = min(1.0, (ratio - p.low_ratio) / max(1e-9, p.high_ratio - p.low_ratio))
         since = _fee_unchanged_days(group)
         ceiling = max(current) * (1 - p.max_step_down * idle * (since >= IDLE_DAYS))

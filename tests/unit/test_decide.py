@@ -393,7 +393,7 @@ def test_saturated_idle_channel_steps_down():
 def test_the_idle_cut_waits_for_a_whole_idle_week_at_the_current_fee():
     # Competitors charge 200 ppm, so the model's target is above our 100 ppm: only the idle
     # rule cuts, by 15 % x (0.6 - 0.15) / 0.7 of the fee. A week without forwards that began
-    # at an older fee says nothing about this one: the same week cut a channel six times.
+    # at an older fee says nothing about this one: the same week cut a channel seven times.
     n = network({P1: 200})
     ch = chan(local_sat=600_000, fee_ppm=100, windows=(IDLE_WEEK,))
     recent = evaluate_channel(replace(ch, fee_unchanged_days=2.0), n, BALANCED)
