@@ -176,7 +176,8 @@ def fee_target(group: list[ChannelMetrics], net: NetworkContext, p: Profile) -> 
         # a forward a week seven times in 31 hours, from 89 to 29 ppm.
         idle = min(1.0, (ratio - p.low_ratio) / max(1e-9, p.high_ratio - p.low_ratio))
         since = _fee_unchanged_days(group)
-        ceiling = max(current) * (1 - p.max_step_down * idle * (since >= IDLE_DAYS))
+        step = p.max_step_down * idle if since >= IDLE_DAYS else 0.0
+        ceiling = max(current) * (1 - step)
         if since < IDLE_DAYS:
             reasons.append(
                 f"no outbound forwards this week, but our fee changed {since:.1f} days ago: "

@@ -150,6 +150,10 @@ class World:
     min_out_cost: list[list[float]]  # [class][node]: cheapest onward route from any peer
     # [class][channel]: the peer's route costs, fees, probabilities, and our hop's penalty
     onward: list[list[tuple[array, array, array, float]]]
+    # [class][node]: the receiver's only usable channel, which every route to it shares:
+    # its success probability and the node on its other end (1.0 and -1: several channels)
+    last_prob: list[array]
+    last_from: list[array]
     # (second, sender, receiver, msat, class, index, u0): only those that can reach us. The
     # index keys the payment's random outcomes; u0 decides its cheapest route around us
     # (drawn with the payment: see _draw_day)
@@ -157,10 +161,6 @@ class World:
     warmup_payments: int  # the first ones fall in the warm-up
     start: Ledger | None = None  # state after the warm-up, copied for every policy
     stats: dict[str, float] = field(default_factory=dict)
-    # [class][node]: the receiver's only usable channel, which every route to it shares:
-    # its success probability and the node on its other end (1.0 and -1: several channels)
-    last_prob: list[array] = field(default_factory=list)
-    last_from: list[array] = field(default_factory=list)
 
 
 def _unit(*key: int) -> float:
@@ -264,8 +264,6 @@ def shared_hop(world: World, k: int, c: int, target: int) -> float:
     the target's only usable channel (1.0 when it has several, when it is a peer of ours,
     or when that channel is the sender's own, whose balance the sender knows). Its outcome
     is drawn once per payment: a payment that failed there fails there on every route."""
-    if not world.last_prob:
-        return 1.0
     if world.last_from[c][target] == world.sender_trees[k][c].origin:
         return 1.0
     return world.last_prob[c][target]
@@ -611,6 +609,7 @@ def prepare(
         ]
         for c, amount in enumerate(CLASS_AMOUNTS_MSAT)
     ]
+    last_prob, last_from = _last_hops(classes, set(peers))
     world = World(
         scenario=scenario,
         net=replace(summarize(graph, scenario.our_pubkey), our_channels=len(scenario.channels)),
@@ -622,11 +621,12 @@ def prepare(
         in_routes=in_routes,
         min_out_cost=min_out,
         onward=onward,
+        last_prob=last_prob,
+        last_from=last_from,
         payments=[],
         warmup_payments=0,
         stats={"nodes": n, "senders": len(senders), "peers": len(peers)},
     )
-    world.last_prob, world.last_from = _last_hops(classes, set(peers))
     progress(0.65, "weighing senders and receivers")
     draw = _draw_tables(world, senders, degree, processes)
     if not draw:
