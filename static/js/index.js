@@ -504,3 +504,45 @@ window.app = Vue.createApp({
     }
   }
 })
+
+// The dashboard's three text editors (alerts, profile, rules): a text to edit, the server's
+// error under it (the text stays as typed), Save. `name` prefixes the data-test ids:
+// <name>-dialog, <name>-text, <name>-error, save-<name>. Slots: the caption, content under
+// the text, buttons before Close.
+window.app.component('daznode-text-editor', {
+  props: {
+    show: Boolean,
+    text: String,
+    title: String,
+    name: String,
+    error: String,
+    saving: Boolean,
+    label: String,
+    width: {type: Number, default: 680},
+    minHeight: {type: Number, default: 200},
+    closeLabel: {type: String, default: 'Cancel'}
+  },
+  emits: ['update:show', 'update:text', 'save'],
+  template: `
+    <q-dialog :model-value="show" @update:model-value="v => $emit('update:show', v)">
+      <q-card :style="{width: width + 'px', maxWidth: '95vw'}" :data-test="name + '-dialog'">
+        <q-card-section>
+          <div class="text-h6" v-text="title"></div>
+          <div class="text-caption"><slot name="caption"></slot></div>
+        </q-card-section>
+        <q-card-section>
+          <q-input filled type="textarea" autogrow :label="label" :model-value="text"
+            @update:model-value="v => $emit('update:text', v)"
+            :input-style="{fontFamily: 'monospace', minHeight: minHeight + 'px'}"
+            :data-test="name + '-text'"></q-input>
+          <q-banner v-if="error" class="bg-red-2 text-black q-mt-sm" rounded :data-test="name + '-error'"><span v-text="error"></span></q-banner>
+          <slot></slot>
+        </q-card-section>
+        <q-card-actions align="right">
+          <slot name="actions"></slot>
+          <q-btn flat :label="closeLabel" v-close-popup></q-btn>
+          <q-btn unelevated color="primary" :label="'Save ' + name" @click="$emit('save')" :loading="saving" :data-test="'save-' + name"></q-btn>
+        </q-card-actions>
+      </q-card>
+    </q-dialog>`
+})
