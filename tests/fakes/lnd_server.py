@@ -20,27 +20,27 @@ lnd's rpcserver.go for the calls Daznode and LNbits' LndRestWallet make:
   once). Force closes are refused: Daznode must never ask for one.
 
 In tests:  `with FakeLndServer() as lnd: httpx.AsyncClient(base_url=lnd.url, ...)`.
-Standalone: `python tests/fakes/lnd_server.py --port 8080` serves the default scenario.
+Standalone (from the repository root): `python -m tests.fakes.lnd_server --port 8080` serves
+the default scenario.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import fnmatch
 import hashlib
 import json
 import select
-import signal
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http_fake import HttpFake, TrackingHTTPServer, serve_until_stopped
 
 DEFAULT_MACAROON = "0201036c6e6402f801030a10" + "ab" * 24  # hex, like a real one
 MIN_CLTV_DELTA = 18  # routing.MinCLTVDelta in LND 0.18-0.20
@@ -400,7 +400,7 @@ def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
 # -------------------------------------------------------------------------- server
 
 
-class FakeLndServer:
+class FakeLndServer(HttpFake):
     """The fake node: scenario state, fault table and the HTTP server thread."""
 
     def __init__(
@@ -412,19 +412,7 @@ class FakeLndServer:
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0  # most requests served at once (concurrency checks)
-        self._stopping = threading.Event()
-        self._httpd = _HTTPServer((host, port), _Handler, self)
-        self._thread: threading.Thread | None = None
-
-    # lifecycle
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        self.listen(host, port, _Handler, "fake-lnd")
 
     @property
     def macaroon(self) -> str:
@@ -433,31 +421,6 @@ class FakeLndServer:
     @property
     def headers(self) -> dict[str, str]:
         return {"Grpc-Metadata-macaroon": self.macaroon}
-
-    def start(self) -> FakeLndServer:
-        # a short poll interval keeps stop() (and so each test's teardown) fast
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, args=(0.05,), name="fake-lnd", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:  # shutdown() would block if serve_forever never ran
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.close_all()
-
-    def __enter__(self) -> FakeLndServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever()
 
     # fault injection; `path` is a glob on the URL path, e.g. "/v1/graph/edge/*"
     def inject(self, path: str, fault: Fault) -> None:
@@ -502,10 +465,6 @@ class FakeLndServer:
                     return fault
         return None
 
-    def wait(self, seconds: float) -> bool:
-        """Sleep unless the server stops first; True if it is stopping."""
-        return self._stopping.wait(seconds)
-
     # state helpers for tests
     def channel(self, chan_id_: int) -> FakeChannel:
         with self.lock:
@@ -521,38 +480,9 @@ class FakeLndServer:
             return [r for r in self.requests if fnmatch.fnmatchcase(r.path, path)]
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, addr: tuple[str, int], handler: type, fake: FakeLndServer) -> None:
-        self.fake = fake
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(addr, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conns_lock:
-            self._conns.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conns_lock:
-            self._conns.discard(request)
-        super().shutdown_request(request)
-
-    def close_all(self) -> None:
-        """Drop keep-alive connections too, so a stopped server really is gone."""
-        self.server_close()
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _HTTPServer
+    server: TrackingHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output quiet; requests are recorded on the fake instead
@@ -1433,19 +1363,7 @@ def main(argv: list[str] | None = None) -> None:
     scenario = default_scenario(args.forwards)
     scenario.macaroon = args.macaroon
     fake = FakeLndServer(scenario, host=args.host, port=args.port)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` shuts down cleanly
-    print(f"fake LND listening on {fake.url} (macaroon {fake.macaroon})", flush=True)
-    try:
-        fake.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-    sys.exit(0)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    serve_until_stopped(fake, f"fake LND listening on {fake.url} (macaroon {fake.macaroon})")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ malformed (200 with broken JSON), empty_choices, empty_content. Every request is
 (method, path, headers, parsed body) for the tests to assert on.
 
 In tests:  `with FakeOpenAIServer(api_key="sk-test") as ai: ModelConfig(ai.base_url, ...)`.
-Standalone: `python tests/fakes/openai_server.py --port 8099 --scenario ok`.
+Standalone (from the repository root): `python -m tests.fakes.openai_server --port 8099`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
-import sys
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.fakes.http_fake import HttpFake, TrackingHTTPServer, serve_until_stopped
 
 OK = "ok"
 SLOW = "slow"
@@ -76,7 +76,7 @@ def _mask(key: str) -> str:
     return f"{key[:3]}{'*' * max(0, len(key) - 7)}{key[-4:]}" if len(key) > 8 else "***"
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(HttpFake):
     """The fake endpoint: scenario switches, recorded requests and the HTTP server thread."""
 
     def __init__(
@@ -104,44 +104,12 @@ class FakeOpenAIServer:
         self.lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
         self._queue: deque[str] = deque()
-        self._stopping = threading.Event()
-        self._httpd = _HTTPServer((host, port), _Handler, self)
-        self._thread: threading.Thread | None = None
-
-    # lifecycle
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        self.listen(host, port, _Handler, "fake-openai")
 
     @property
     def base_url(self) -> str:
         """What a client configures, as for OpenAI: https://api.openai.com/v1."""
         return f"{self.url}/v1"
-
-    def start(self) -> FakeOpenAIServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, args=(0.05,), name="fake-openai", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wakes a slow answer
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever()
 
     # scenarios
     def queue(self, *scenarios: str) -> None:
@@ -155,10 +123,6 @@ class FakeOpenAIServer:
     def next_scenario(self) -> str:
         with self.lock:
             return self._queue.popleft() if self._queue else self.scenario
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep unless the server stops first; True if it is stopping."""
-        return self._stopping.wait(seconds)
 
     def record(self, request: RecordedRequest) -> None:
         with self.lock:
@@ -198,17 +162,9 @@ class FakeOpenAIServer:
         return doc, finish
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, addr: tuple[str, int], handler: type, fake: FakeOpenAIServer) -> None:
-        self.fake = fake
-        super().__init__(addr, handler)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _HTTPServer
+    server: TrackingHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet; requests are recorded on the fake
@@ -330,19 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     fake = FakeOpenAIServer(
         args.scenario, api_key=args.api_key, reply=args.reply, host=args.host, port=args.port
     )
-    signal.signal(signal.SIGTERM, _interrupt)
-    print(f"fake OpenAI listening on {fake.base_url} ({args.scenario})", flush=True)
-    try:
-        fake.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-    sys.exit(0)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    serve_until_stopped(fake, f"fake OpenAI listening on {fake.base_url} ({args.scenario})")
 
 
 if __name__ == "__main__":
