@@ -346,8 +346,8 @@ async def maybe_sync(source: NodeSource, our_pubkey: str, now: int, every_hours:
 
 
 async def rescore(node: str) -> None:
-    """Re-derive every score from the stored graph and the last centralities (percentiles
-    need the whole population), then store them; cheap next to a full recalculation."""
+    """Re-derive every score from the stored graph and the last centralities (position
+    scales need the whole population), then store them; cheap next to a full recalculation."""
     state = await current()
     if node not in state.adjacency:
         raise KeyError(node)

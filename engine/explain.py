@@ -541,8 +541,8 @@ def explain_node(
             f"The most room to grow is in {comp}: it weighs "
             f"{_share(NODE_WEIGHTS.get(comp, 0.0))} of the score and stands at {value:g}, so "
             f"reaching 100 would add {gain:.1f} points",
-            "Scores are percentiles within the current graph, so they also move when the "
-            "network around the node changes",
+            "Scores compare the node with every node of the current graph, so they also move "
+            "when the network around the node changes",
         )
     return Explanation(
         f"Node {name}: {_score(score.composite)}",

@@ -12,6 +12,7 @@ from engine.node_score import (
     WEIGHTS,
     NodeFacts,
     Percentile,
+    PositionScale,
     fee_component,
     node_facts,
     reliability_component,
@@ -75,6 +76,20 @@ def test_percentile_is_share_strictly_below_and_zero_for_nothing():
     assert p(10) == 100.0
 
 
+def test_position_scale_keeps_the_top_apart_and_rises_with_the_value():
+    # mainnet-like channel counts: most nodes with one or two, a few hubs
+    counts = [1] * 9000 + [2] * 4000 + [7] * 2000 + [40] * 300 + [83, 179, 1771, 1989]
+    scale = PositionScale([float(c) for c in counts], log=True)
+    assert scale.percentile(179) > 99.9 and scale.percentile(1989) > 99.9  # crowded
+    assert scale(1989) == pytest.approx(100.0, abs=0.01)  # share 100, percentile (n-1)/n
+    assert scale(1989) - scale(179) > 10  # kept apart
+    assert scale(0) == 0 and scale(-1) == 0
+    values = [scale(c) for c in sorted(set(counts))]
+    assert values == sorted(values) and len(set(values)) == len(values)
+    assert PositionScale([0.1, 0.2, 0.4], log=False).share(0.2) == pytest.approx(50.0)
+    assert PositionScale([0.0, 5.0], log=True)(5.0) == pytest.approx(75.0)  # one positive value
+
+
 def test_fee_component_peaks_at_the_median_both_ways():
     assert fee_component(100, 100) == 100.0
     assert fee_component(None, 100) == 0.0
@@ -98,8 +113,8 @@ def test_star_centre_ranks_first_with_every_component_explained():
     scores = score_nodes(g, between, closeness, {}, now=0)
     assert scores[0].pubkey == key(0)
     top = scores[0]
-    # 6 of 7 nodes strictly less central
-    assert top.components["centrality"] == pytest.approx(100 * 6 / 7, abs=0.01)
+    # 6 of 7 nodes strictly less central, and it is the most central: (6/7 + 1) / 2
+    assert top.components["centrality"] == pytest.approx(50 * (6 / 7 + 1), abs=0.01)
     assert top.composite == round(sum(WEIGHTS[k] * v for k, v in top.components.items()), 2)
     assert top.channels == 5 and any("5 channels" in r for r in top.reasons)
     leaves = [s for s in scores if s.channels == 1]
