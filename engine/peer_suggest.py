@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, MutableMapping
 from dataclasses import dataclass
 
-from .node_score import NodeScore, percent_text
+from .node_score import NodeScore, Percentile, percent_text
 
 WEIGHTS = {"reach": 0.40, "centrality": 0.25, "capacity": 0.15, "fees": 0.10, "reliability": 0.10}
 HOPS = 3  # payments rarely take longer routes; fees and failure odds grow with each hop
@@ -72,12 +72,19 @@ def suggest_peers(
             memo[c] = frozenset(within_hops(adjacency, c, HOPS - 1))
     gains = {c: len(memo[c] - reached) for c in candidates}
     best_gain = max(gains.values(), default=0) or 1
-    out = [_suggestion(scores[c], gains[c], best_gain, len(reached)) for c in candidates]
+    # The reasons quote the plain percentile; the centrality component blends it (node_score).
+    central = Percentile([s.betweenness for s in scores.values()])
+    out = [
+        _suggestion(scores[c], gains[c], best_gain, len(reached), central(scores[c].betweenness))
+        for c in candidates
+    ]
     out.sort(key=lambda s: (-s.score, s.pubkey))
     return out[:limit]
 
 
-def _suggestion(s: NodeScore, gain: int, best_gain: int, reached: int) -> PeerSuggestion:
+def _suggestion(
+    s: NodeScore, gain: int, best_gain: int, reached: int, central_pct: float
+) -> PeerSuggestion:
     comps = {
         "reach": round(100.0 * gain / best_gain, 2),
         "centrality": s.components["centrality"],
@@ -90,7 +97,7 @@ def _suggestion(s: NodeScore, gain: int, best_gain: int, reached: int) -> PeerSu
     confidence = round(s.components["reliability"] / 100 * min(1.0, s.channels / 5), 2)
     reasons = [
         f"brings {gain:,} more nodes within {HOPS} hops (reached today: {reached:,})",
-        f"more central than {percent_text(s.components['centrality'])} of nodes",
+        f"more central than {percent_text(central_pct)} of nodes",
         f"{s.channels} channels, {s.capacity_sat:,} sat",
     ]
     if s.median_fee_ppm is not None:

@@ -15,6 +15,7 @@ from engine.node_score import (
     PositionScale,
     fee_component,
     node_facts,
+    percent_text,
     reliability_component,
     score_nodes,
 )
@@ -177,6 +178,10 @@ def test_suggestions_exclude_peers_and_prefer_new_reach():
     assert got[0].reach_gain == len(within_hops(adj, key(10), 2) - reached)
     assert got[0].components["reach"] == 100.0
     assert all(0 <= s.confidence <= 1 and s.reasons for s in got)
+    # The reason quotes the plain share of nodes less central, not the blended component.
+    below = sum(v < between[key(10)] for v in between.values()) / len(between)
+    assert f"more central than {percent_text(100 * below)} of nodes" in got[0].reasons
+    assert got[0].components["centrality"] > 100 * below
     # The 2-hop sets kept between calls (per graph version) give the same answers, for any node.
     nearby: dict = {}
     by_key = {s.pubkey: s for s in scores}
