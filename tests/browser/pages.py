@@ -23,3 +23,14 @@ def chart(page, test_id: str) -> dict:
         " datasets: d.datasets.map(s => ({label: s.label, data: s.data}))} }",
         selector,
     )
+
+
+def docs_screenshot(page, name: str, full_page: bool = True) -> None:
+    """The page as docs/<name> shows it. Scrolled to the top first: LNbits' header is fixed,
+    and a full-page shot of a scrolled page drew it across the middle."""
+    from tests.support.live import REPO
+
+    docs = REPO / "docs"
+    docs.mkdir(exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(docs / name), full_page=full_page)

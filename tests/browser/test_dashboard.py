@@ -7,9 +7,7 @@ import re
 import httpx
 from playwright.sync_api import expect
 
-from tests.support.live import REPO
-
-DOCS = REPO / "docs"
+from tests.browser.pages import docs_screenshot
 
 
 def test_dashboard_shows_the_simulated_node_and_its_channels(page):
@@ -22,8 +20,7 @@ def test_dashboard_shows_the_simulated_node_and_its_channels(page):
     expect(page.get_by_test_id("total-channels")).to_contain_text("/ 12")
     first = rows.first
     expect(first).to_contain_text("ppm")
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "dashboard.png"), full_page=True)
+    docs_screenshot(page, "dashboard.png")
 
     first.click()
     dialog = page.get_by_test_id("history-dialog")
@@ -76,7 +73,7 @@ def test_recommendations_profile_and_rules(page, server, admin):
     expect(page.get_by_test_id("reasons").first).to_be_visible()
     card = page.get_by_test_id("recommendations")
     card.scroll_into_view_if_needed()
-    page.screenshot(path=str(DOCS / "recommendations.png"), full_page=True)
+    docs_screenshot(page, "recommendations.png")
 
     page.get_by_test_id("profile-select").click()
     page.get_by_role("option", name="aggressive").click()
@@ -145,7 +142,7 @@ def test_approve_a_change_and_see_it_on_the_node(page, server, admin):
     channel_row = page.locator(f"tr[data-test='channel-{ch['channel_id']}']")
     expect(channel_row).to_contain_text(f"{wanted} ppm", timeout=30_000)
     expect(page.get_by_test_id("batches")).to_contain_text("SUCCESS")
-    page.screenshot(path=str(DOCS / "approvals.png"), full_page=True)
+    docs_screenshot(page, "approvals.png")
     changes = httpx.get(f"{server.url}/daznode/api/v1/changes", headers=h, timeout=30).json()
     assert next(c for c in changes if c["id"] == change_id)["status"] == "applied"
 

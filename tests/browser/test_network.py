@@ -5,10 +5,8 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import expect
 
-from tests.browser.pages import native
-from tests.support.live import REPO
+from tests.browser.pages import docs_screenshot, native
 
-DOCS = REPO / "docs"
 API = "/daznode/api/v1"
 ACINQ = "03864ef025fde8fb587d989186ce6a4a186895ee44a926bfc370e2c366597a3f8f"
 
@@ -35,7 +33,7 @@ def test_network_page_rankings_lookup_and_suggestions(page, server):
     expect(page.get_by_test_id("card-peer-list").locator(".q-item").first).to_be_visible()
     own = page.get_by_test_id("own-peers").locator(".q-item")
     expect(own.first).to_contain_text("more nodes within 3 hops")
-    page.screenshot(path=str(DOCS / "network.png"), full_page=True)
+    docs_screenshot(page, "network.png")
 
     # Lookup by alias fragment: matches to pick from.
     native(page, "lookup-input").fill("acinq")
@@ -142,4 +140,4 @@ def test_buy_a_deep_report_and_see_it_open_when_paid(page, server, admin):
     expect(content).to_contain_text("ACINQ", timeout=30_000)  # no reload: the page was told
     expect(content).to_contain_text("Opening to the best candidates")
     expect(page.get_by_test_id("purchase-source")).to_have_text("built-in")
-    page.screenshot(path=str(DOCS / "premium.png"), full_page=False)
+    docs_screenshot(page, "premium.png", full_page=False)

@@ -13,10 +13,8 @@ from playwright.sync_api import expect
 
 from engine.exports import report_schemas
 from engine.reports import period_bounds
-from tests.browser.pages import chart, native
-from tests.support.live import REPO
+from tests.browser.pages import chart, docs_screenshot, native
 
-DOCS = REPO / "docs"
 API = "/daznode/api/v1"
 CHARTS = ("chart-earnings", "chart-flow", "chart-balance")
 
@@ -88,7 +86,7 @@ def test_generate_a_daily_report_read_it_chart_and_download(page, server, admin)
     )
     for test_id in CHARTS:  # redrawn, not stacked: still one chart per canvas
         assert len(chart(page, test_id)["labels"]) > 0
-    page.screenshot(path=str(DOCS / "reports.png"), full_page=True)
+    docs_screenshot(page, "reports.png")
 
     # Channels table as CSV: the header row is the table's columns.
     with page.expect_download() as info:

@@ -9,10 +9,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import httpx
 from playwright.sync_api import expect
 
-from tests.browser.pages import chart, native
-from tests.support.live import REPO
+from tests.browser.pages import chart, docs_screenshot, native
 
-DOCS = REPO / "docs"
 API = "/daznode/api/v1"
 RUN_SECONDS = 240  # a run searches routes on the 17k-node graph, on a shared machine
 DAYS = 3
@@ -245,7 +243,7 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
     expect(page.get_by_test_id("sim-row")).to_have_count(len(results))
     assert len(chart(page, "chart-profit")["labels"]) == DAYS
     page.evaluate("window.scrollTo(0, 0)")  # the fixed header stays at the top
-    page.screenshot(path=str(DOCS / "whatif.png"), full_page=True)
+    docs_screenshot(page, "whatif.png")
 
 
 def test_a_running_simulation_can_be_cancelled_from_the_page(page, server, admin):
