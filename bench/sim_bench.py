@@ -37,6 +37,7 @@ from engine.worker_process import POOL_SHARED, peak_rss_mb, pool_map  # noqa: E4
 SNAPSHOT = REPO.parent / "shared" / "data" / "ln-graph-2026-02-03"
 SEEDS = (1, 2, 3, 4, 5)
 DAYS = 30
+LONG_DAYS = 60  # a second horizon for decision quality: the engine learns from its own changes
 BASELINES = ("static", "chargelnd", "lndg", "clboss")
 PROFILES = ("balanced", "conservative", "aggressive")
 PLACEMENTS = {"mid-size router": (45, 55), "small node": (6, 10)}
@@ -102,20 +103,26 @@ def _alias(graph: NetworkGraph, node: str) -> str:
     return next((n.alias for n in graph.nodes if n.pubkey == node), "") or node[:12]
 
 
-def measure(graph: NetworkGraph, seeds: tuple[int, ...], processes: int = 2) -> dict:
-    specs = _specs()
+def measure(
+    graph: NetworkGraph,
+    seeds: tuple[int, ...],
+    processes: int = 2,
+    days: int = DAYS,
+    specs: list[dict] | None = None,
+) -> dict:
+    specs = specs or _specs()
     out: dict = {"placements": {}, "timings": []}
     for label, size in PLACEMENTS.items():
         node = pick_node(graph, size)
         runs = []
         for seed in seeds:
-            scenario = Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed)
+            scenario = Scenario(node, placement(graph, node, seed), days=days, seed=seed)
             started = time.perf_counter()
             result = run_simulation(graph, scenario, specs, processes)
             seconds = time.perf_counter() - started
             runs.append(result)
             out["timings"].append((label, len(scenario.channels), seconds))
-            print(f"{label} seed {seed}: {seconds:.0f} s", file=sys.stderr, flush=True)
+            print(f"{label} seed {seed}, {days} days: {seconds:.0f} s", file=sys.stderr, flush=True)
         out["placements"][label] = {
             "node": node,
             "alias": _alias(graph, node),
@@ -215,7 +222,37 @@ def fee_sensitivity(graph: NetworkGraph, seed: int = 1) -> list[str]:
     return [*lines, ""]
 
 
-def run(seeds: tuple[int, ...] = SEEDS) -> list[str]:
+def longer_horizon(graph: NetworkGraph, seeds: tuple[int, ...], days: int) -> list[str]:
+    """The baselines and the balanced profile over `days` instead of DAYS, same seeds and
+    placements: the engine measures its own changes and learns from them, baselines do not,
+    so the horizon is part of the result. (Not the speed target's 30 days.)"""
+    specs = [s for s in _specs() if s["key"] in BASELINES or s["profile"]["name"] == "balanced"]
+    data = measure(graph, seeds, days=days, specs=specs)
+    lines = [
+        f"### Over {days} days",
+        "",
+        f"The same seeds and placements over {days} simulated days, the baselines and the "
+        "balanced profile only.",
+        "",
+    ]
+    for label, placement_data in data["placements"].items():
+        rows, profit = _table(placement_data)
+        lines += [
+            f"#### {label}: {placement_data['alias']} ({placement_data['channels']} channels), "
+            f"{days} days",
+            "",
+            "| Policy | Net profit, mean | Spread | Min / max | Rebalancing | Volume | "
+            "Success | Fallback | Updates |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            _goal(profit),
+            "",
+        ]
+    return lines
+
+
+def run(seeds: tuple[int, ...] = SEEDS, long_days: int = LONG_DAYS) -> list[str]:
     graph = load_graph(SNAPSHOT)
     speed = _speed(graph)
     data = measure(graph, seeds)
@@ -247,6 +284,8 @@ def run(seeds: tuple[int, ...] = SEEDS) -> list[str]:
             _goal(profit),
             "",
         ]
+    if long_days:
+        lines += longer_horizon(graph, seeds, long_days)
     lines += sensitivity
     mid = [t for t in data["timings"] if t[0] == "mid-size router"]
     lines += [
@@ -267,5 +306,11 @@ def run(seeds: tuple[int, ...] = SEEDS) -> list[str]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=len(SEEDS))
+    parser.add_argument("--long-days", type=int, default=LONG_DAYS, help="0: 30 days only")
+    parser.add_argument("--only-long", action="store_true", help="just the longer horizon")
     args = parser.parse_args()
-    print("\n".join(run(tuple(range(1, args.seeds + 1)))))
+    seeds = tuple(range(1, args.seeds + 1))
+    if args.only_long:
+        print("\n".join(longer_horizon(load_graph(SNAPSHOT), seeds, args.long_days)))
+    else:
+        print("\n".join(run(seeds, args.long_days)))
