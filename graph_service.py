@@ -25,9 +25,9 @@ from .engine.graph_summary import summarize
 from .engine.graph_walk import neighbourhood, shortest_path
 from .engine.graph_worker import run_analytics_worker
 from .engine.metrics import NetworkContext
-from .engine.node_score import COMPONENTS, NodeScore, score_nodes
+from .engine.node_score import COMPONENTS, NodeScore, Percentile, score_nodes
 from .engine.node_source import NetworkGraph, NodeSource, NodeSourceError
-from .engine.peer_suggest import PeerSuggestion, suggest_peers
+from .engine.peer_suggest import PeerSuggestion, betweenness_percentile, suggest_peers
 
 EXTENSION_DIR = Path(__file__).resolve().parent
 GRAPH_TIMEOUT_SECONDS = 300
@@ -58,6 +58,7 @@ class GraphState:
     ranked: list[str] = field(default_factory=list)
     cache: dict[tuple, Any] = field(default_factory=dict)
     nearby: dict[str, frozenset[str]] = field(default_factory=dict)  # 2-hop sets, per node
+    central: Percentile = field(default_factory=lambda: Percentile([]))  # betweenness
 
     @property
     def adjacency(self):
@@ -211,6 +212,7 @@ async def _install(graph: NetworkGraph, scores: list[NodeScore], version: int) -
     _state.ranked = [s.pubkey for s in scores]
     _state.cache = {}
     _state.nearby = {}
+    _state.central = betweenness_percentile(_state.scores)
 
 
 def score_from_row(row: dict) -> NodeScore:
@@ -262,7 +264,13 @@ async def peer_suggestions(node: str, limit: int = 10) -> list[PeerSuggestion]:
         state,
         ("peers", node, limit),
         lambda: suggest_peers(
-            node, state.adjacency, state.scores, state.ranked, limit, nearby=state.nearby
+            node,
+            state.adjacency,
+            state.scores,
+            state.ranked,
+            limit,
+            nearby=state.nearby,
+            central=state.central,
         ),
     )
 

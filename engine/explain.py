@@ -21,7 +21,7 @@ from typing import Any
 from .decide import Decision, Recommendation
 from .heuristics import HeuristicResult
 from .node_score import WEIGHTS as NODE_WEIGHTS
-from .node_score import NodeScore, percent_text
+from .node_score import NodeScore
 from .peer_suggest import HOPS, PeerSuggestion
 from .profiles import Profile
 
@@ -483,17 +483,20 @@ def explain_recommendation(rec: Recommendation, profile: Profile | None = None) 
 
 # -- a node's score card and peer suggestions -----------------------------------------------
 
+# Position components are the mean of the node's percentile and its share of the best node's
+# value (engine/node_score.py), so they are told as what they measure, not as a percentile;
+# the plain percentiles come with the node's reasons.
 NODE_COMPONENT_WORDS = {
-    "centrality": "more shortest paths run through it than through {p} of nodes",
-    "closeness": "it sits closer to the rest of the network than {p} of nodes",
-    "connectivity": "it has more channels than {p} of nodes",
-    "capacity": "it commits more capacity than {p} of nodes",
+    "centrality": "shortest paths through it, against every node",
+    "closeness": "how close it sits to the rest of the network, against every node",
+    "connectivity": "its channel count, against every node",
+    "capacity": "the capacity it commits, against every node",
 }
 
 
 def _component(name: str, value: float, score: NodeScore) -> str:
     if name in NODE_COMPONENT_WORDS:
-        words = NODE_COMPONENT_WORDS[name].format(p=percent_text(value))
+        words = NODE_COMPONENT_WORDS[name]
     elif name == "fees":
         words = (
             "its fees are unknown (no enabled outbound policy)"
@@ -519,14 +522,17 @@ def explain_node(
     standing = f"{name} scores {_score(score.composite)}"
     if rank is not None:
         standing += f" and ranks #{rank:,}" + (f" of {nodes:,} nodes" if nodes else "")
-    size = f"it has {score.channels:,} channels and {_sat(score.capacity_sat)} of capacity"
-    # node_score's reasons after the first two: its fee against the network's, and how
-    # many of its outbound directions are enabled
-    first = _paragraph(standing, size, *score.reasons[2:])
+    # node_score's reasons: its channels and capacity and the shortest paths through it
+    # against every node (plain percentiles), its fee against the network's, and how many
+    # of its outbound directions are enabled
+    first = _paragraph(standing, *score.reasons)
     ordered = sorted(score.components.items(), key=lambda kv: (-kv[1], kv[0]))
     comps = _paragraph(
         "Its components, strongest first: "
         + "; ".join(_component(k, v, score) for k, v in ordered),
+        "Each position component is half the node's percentile and half its share of the "
+        "best node's value (log share for paths, channels and capacity), so the top of the "
+        "network stays apart",
         f"Betweenness {score.betweenness:.4g}, closeness {score.closeness:.4g}, "
         f"eigenvector {score.eigenvector:.4g}",
     )

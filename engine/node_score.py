@@ -153,27 +153,27 @@ def score_nodes(
     facts = node_facts(graph)
     fees = [p for f in facts.values() for p in f.fee_ppms]
     network_fee = int(statistics.median(fees)) if fees else 0
-    pct = {
+    scales = {
         "centrality": PositionScale([betweenness.get(k, 0.0) for k in facts], log=True),
         "closeness": PositionScale([closeness.get(k, 0.0) for k in facts], log=False),
         "connectivity": PositionScale([float(f.channels) for f in facts.values()], log=True),
         "capacity": PositionScale([float(f.capacity_sat) for f in facts.values()], log=True),
     }
     out = [
-        _score_one(f, betweenness, closeness, eigenvector, pct, network_fee, now)
+        _score_one(f, betweenness, closeness, eigenvector, scales, network_fee, now)
         for f in facts.values()
     ]
     out.sort(key=lambda s: (-s.composite, s.pubkey))
     return out
 
 
-def _score_one(f, betweenness, closeness, eigenvector, pct, network_fee, now) -> NodeScore:
+def _score_one(f, betweenness, closeness, eigenvector, scales, network_fee, now) -> NodeScore:
     b, c = betweenness.get(f.pubkey, 0.0), closeness.get(f.pubkey, 0.0)
     comps = {
-        "centrality": round(pct["centrality"](b), 2),
-        "closeness": round(pct["closeness"](c), 2),
-        "connectivity": round(pct["connectivity"](f.channels), 2),
-        "capacity": round(pct["capacity"](f.capacity_sat), 2),
+        "centrality": round(scales["centrality"](b), 2),
+        "closeness": round(scales["closeness"](c), 2),
+        "connectivity": round(scales["connectivity"](f.channels), 2),
+        "capacity": round(scales["capacity"](f.capacity_sat), 2),
         "fees": fee_component(f.median_fee_ppm, network_fee),
         "reliability": reliability_component(f, now),
     }
@@ -189,16 +189,16 @@ def _score_one(f, betweenness, closeness, eigenvector, pct, network_fee, now) ->
         eigenvector=eigenvector.get(f.pubkey, 0.0),
         components=comps,
         composite=composite,
-        reasons=_reasons(f, b, pct, network_fee),
+        reasons=_reasons(f, b, scales, network_fee),
     )
 
 
 def _reasons(
-    f: NodeFacts, betweenness: float, pct: dict[str, PositionScale], network_fee: int
+    f: NodeFacts, betweenness: float, scales: dict[str, PositionScale], network_fee: int
 ) -> tuple[str, ...]:
-    channels = pct["connectivity"].percentile(f.channels)
-    capacity = pct["capacity"].percentile(f.capacity_sat)
-    paths = pct["centrality"].percentile(betweenness)
+    channels = scales["connectivity"].percentile(f.channels)
+    capacity = scales["capacity"].percentile(f.capacity_sat)
+    paths = scales["centrality"].percentile(betweenness)
     out = [
         f"{f.channels} channels, {f.capacity_sat:,} sat: more than "
         f"{percent_text(channels)} / {percent_text(capacity)} of nodes",

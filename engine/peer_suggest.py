@@ -51,10 +51,12 @@ def suggest_peers(
     limit: int = 10,
     pool: int = 200,
     nearby: MutableMapping[str, frozenset[str]] | None = None,
+    central: Percentile | None = None,
 ) -> list[PeerSuggestion]:
     """`ranked`: pubkeys best composite first; the `pool` best non-peers are examined (the
     rest are unlikely to beat them and cost a 2-hop expansion each). `nearby` memoises those
-    expansions: they depend on the graph only, so the service keeps one per graph version."""
+    expansions and `central` is the betweenness percentile over `scores` (built here when
+    omitted): both depend on the graph only, so the service keeps them per graph version."""
     peers = set(adjacency.get(node, ()))
     reached = within_hops(adjacency, node, HOPS)
     candidates = [
@@ -73,13 +75,17 @@ def suggest_peers(
     gains = {c: len(memo[c] - reached) for c in candidates}
     best_gain = max(gains.values(), default=0) or 1
     # The reasons quote the plain percentile; the centrality component blends it (node_score).
-    central = Percentile([s.betweenness for s in scores.values()])
+    central = central or betweenness_percentile(scores)
     out = [
         _suggestion(scores[c], gains[c], best_gain, len(reached), central(scores[c].betweenness))
         for c in candidates
     ]
     out.sort(key=lambda s: (-s.score, s.pubkey))
     return out[:limit]
+
+
+def betweenness_percentile(scores: Mapping[str, NodeScore]) -> Percentile:
+    return Percentile([s.betweenness for s in scores.values()])
 
 
 def _suggestion(

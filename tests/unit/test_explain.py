@@ -421,12 +421,19 @@ def test_node_explanation_tells_rank_components_and_suggestions():
     assert e.title == "Node ACINQ: 91.5/100"
     assert e.source == BUILT_IN
     assert "ACINQ scores 91.5/100 and ranks #3 of 15,234 nodes" in t
-    assert "1,520 channels and 380,000,000 sat of capacity" in t
+    # the plain percentiles come from the node's reasons
+    assert "1520 channels, 380,000,000 sat: more than 99.20 % / 98.70 % of nodes" in t
+    assert "More shortest paths through it than 99.80 % of nodes" in t
     assert "median outbound fee 120 ppm (network 80 ppm)" in t.lower()
     # components strongest first, each with its value and meaning
     assert t.index("centrality 99.8/100") < t.index("connectivity 99.2/100")
     assert t.index("connectivity 99.2/100") < t.index("reliability 40/100")
-    assert "more shortest paths run through it than through 99.80 % of nodes" in t
+    # a position component blends percentile and share of the best: told as what it
+    # measures, never as "more than x % of nodes"
+    assert "centrality 99.8/100 (shortest paths through it, against every node)" in t
+    assert "connectivity 99.2/100 (its channel count, against every node)" in t
+    assert "channels than 99.2" not in t
+    assert "half the node's percentile and half its share of the best node's value" in t
     assert "Betweenness 0.0421, closeness 0.3812, eigenvector 0.12" in t
     # the best suggestion with its reasons, then the next two (no alias: key prefix)
     assert "goes to Kraken: score 78.4/100, confidence 90 % (high)" in t
