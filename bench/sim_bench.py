@@ -110,7 +110,7 @@ def measure(
     days: int = DAYS,
     specs: list[dict] | None = None,
 ) -> dict:
-    specs = specs or _specs()
+    specs = _specs() if specs is None else specs
     out: dict = {"placements": {}, "timings": []}
     for label, size in PLACEMENTS.items():
         node = pick_node(graph, size)
@@ -309,6 +309,8 @@ if __name__ == "__main__":
     parser.add_argument("--long-days", type=int, default=LONG_DAYS, help="0: 30 days only")
     parser.add_argument("--only-long", action="store_true", help="just the longer horizon")
     args = parser.parse_args()
+    if args.long_days < 0 or (args.only_long and args.long_days == 0):
+        parser.error("--long-days: a number of days > 0 (0 without --only-long: 30 days only)")
     seeds = tuple(range(1, args.seeds + 1))
     if args.only_long:
         print("\n".join(longer_horizon(load_graph(SNAPSHOT), seeds, args.long_days)))

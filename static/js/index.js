@@ -505,10 +505,10 @@ window.app = Vue.createApp({
   }
 })
 
-// The dashboard's three text editors (alerts, profile, rules): a text to edit, the server's
-// error under it (the text stays as typed), Save. `name` prefixes the data-test ids:
-// <name>-dialog, <name>-text, <name>-error, save-<name>. Slots: the caption, content under
-// the text, buttons before Close.
+// The dashboard's three text editors (alerts, profile, rules): a text to edit, the error
+// under it (the page's own, e.g. invalid JSON, or the server's; the text stays as typed),
+// Save. `name` names the data-test ids: <name>-dialog, <name>-text, <name>-error,
+// save-<name>. Slots: the caption, content under the text, buttons before the close button.
 window.app.component('daznode-text-editor', {
   props: {
     show: Boolean,
@@ -518,6 +518,7 @@ window.app.component('daznode-text-editor', {
     error: String,
     saving: Boolean,
     label: String,
+    saveLabel: String, // default: "Save <name>"
     width: {type: Number, default: 680},
     minHeight: {type: Number, default: 200},
     closeLabel: {type: String, default: 'Cancel'}
@@ -541,7 +542,7 @@ window.app.component('daznode-text-editor', {
         <q-card-actions align="right">
           <slot name="actions"></slot>
           <q-btn flat :label="closeLabel" v-close-popup></q-btn>
-          <q-btn unelevated color="primary" :label="'Save ' + name" @click="$emit('save')" :loading="saving" :data-test="'save-' + name"></q-btn>
+          <q-btn unelevated color="primary" :label="saveLabel || 'Save ' + name" @click="$emit('save')" :loading="saving" :data-test="'save-' + name"></q-btn>
         </q-card-actions>
       </q-card>
     </q-dialog>`

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.support.live import REPO
+
 
 def native(page, test_id: str):
     """The native input of a Quasar field (Quasar puts extra attributes on the input itself
@@ -26,11 +28,10 @@ def chart(page, test_id: str) -> dict:
 
 
 def docs_screenshot(page, name: str, full_page: bool = True) -> None:
-    """The page as docs/<name> shows it. Scrolled to the top first: LNbits' header is fixed,
-    and a full-page shot of a scrolled page drew it across the middle."""
-    from tests.support.live import REPO
-
+    """The page as docs/<name> shows it. A full-page shot scrolls to the top first: LNbits'
+    header is fixed, and a full-page shot of a scrolled page drew it across the middle."""
     docs = REPO / "docs"
     docs.mkdir(exist_ok=True)
-    page.evaluate("window.scrollTo(0, 0)")
+    if full_page:
+        page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(docs / name), full_page=full_page)

@@ -72,7 +72,6 @@ def test_recommendations_profile_and_rules(page, server, admin):
     recs.first.click()
     expect(page.get_by_test_id("reasons").first).to_be_visible()
     card = page.get_by_test_id("recommendations")
-    card.scroll_into_view_if_needed()
     docs_screenshot(page, "recommendations.png")
 
     page.get_by_test_id("profile-select").click()

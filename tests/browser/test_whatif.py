@@ -242,7 +242,6 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
     )
     expect(page.get_by_test_id("sim-row")).to_have_count(len(results))
     assert len(chart(page, "chart-profit")["labels"]) == DAYS
-    page.evaluate("window.scrollTo(0, 0)")  # the fixed header stays at the top
     docs_screenshot(page, "whatif.png")
 
 
