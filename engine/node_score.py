@@ -200,7 +200,7 @@ def _reasons(
     capacity = scales["capacity"].percentile(f.capacity_sat)
     paths = scales["centrality"].percentile(betweenness)
     out = [
-        f"{f.channels} channels, {f.capacity_sat:,} sat: more than "
+        f"{f.channels:,} channels, {f.capacity_sat:,} sat: more than "
         f"{percent_text(channels)} / {percent_text(capacity)} of nodes",
         f"more shortest paths through it than {percent_text(paths)} of nodes",
     ]

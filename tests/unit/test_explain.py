@@ -390,7 +390,7 @@ NODE = NodeScore(
     },
     composite=91.5,
     reasons=(
-        "1520 channels, 380,000,000 sat: more than 99.20 % / 98.70 % of nodes",
+        "1,520 channels, 380,000,000 sat: more than 99.20 % / 98.70 % of nodes",
         "more shortest paths through it than 99.80 % of nodes",
         "median outbound fee 120 ppm (network 80 ppm)",
         "600 of 1500 outbound directions enabled",
@@ -422,7 +422,7 @@ def test_node_explanation_tells_rank_components_and_suggestions():
     assert e.source == BUILT_IN
     assert "ACINQ scores 91.5/100 and ranks #3 of 15,234 nodes" in t
     # the plain percentiles come from the node's reasons
-    assert "1520 channels, 380,000,000 sat: more than 99.20 % / 98.70 % of nodes" in t
+    assert "1,520 channels, 380,000,000 sat: more than 99.20 % / 98.70 % of nodes" in t
     assert "More shortest paths through it than 99.80 % of nodes" in t
     assert "median outbound fee 120 ppm (network 80 ppm)" in t.lower()
     # components strongest first, each with its value and meaning
