@@ -30,7 +30,13 @@ Method (also in docs/ENGINE.md, "Measuring a change"):
    with the regularised incomplete beta function: math only, no normal approximation);
    confidence = 1 - p, and 0 when adjusted is exactly 0. n_b x x is reported as the number of
    forwards the evaluation window needed to keep the expected earnings.
-5. Outcome, in this order: inconclusive when the evaluation window is shorter than
+5. The node as a whole: node_change = (changed channel + controls) earnings per day after /
+   before - 1 (None when they earned nothing before). Senders move between our channels: a
+   cut can take forwards from the controls, which lowers the control ratio and so inflates
+   the cut's adjusted change (a raise the other way round). The verdict says so when it sees
+   that pattern, and node_change shows whether the node gained at all; the outcome stays on
+   the adjusted change (node_change has no control for a network-wide lull).
+6. Outcome, in this order: inconclusive when the evaluation window is shorter than
    evaluation_hours, the baseline has fewer than min_baseline_forwards forwards, or
    expected_after is 0; hurt when adjusted < -max_earnings_drop and confidence >=
    confidence_required; improved when adjusted > max_earnings_drop with the same confidence;
@@ -202,6 +208,9 @@ class ImpactVerdict:
     adjusted_change: float | None  # after / expected - 1; None when nothing was expected
     confidence: float  # 1 - p of the one-sided count test, in [0, 1]
     reasons: tuple[str, ...]
+    # the changed channel and the controls together, per day after / before - 1 (None: the
+    # node earned nothing before); stored verdicts from before it read as None
+    node_change: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -255,6 +264,9 @@ def evaluate_impact(inp: ImpactInput, settings: ImpactSettings | None = None) ->
         )
         reasons.append(test_reason)
 
+    node_change, node_reasons = _node_view(inp, ratio, adjusted)
+    reasons += node_reasons
+
     margin, required = s.max_earnings_drop, s.confidence_required
     outcome: Outcome
     if blockers:
@@ -300,7 +312,40 @@ def evaluate_impact(inp: ImpactInput, settings: ImpactSettings | None = None) ->
         adjusted_change=None if adjusted is None else float(adjusted),
         confidence=confidence,
         reasons=tuple(reasons),
+        node_change=None if node_change is None else float(node_change),
     )
+
+
+def _node_view(
+    inp: ImpactInput, ratio: Fraction, adjusted: Fraction | None
+) -> tuple[Fraction | None, list[str]]:
+    """The changed channel and the controls together (module docstring, step 5)."""
+    b, a = inp.baseline, inp.evaluation
+    cb, ca = inp.control_baseline, inp.control_evaluation
+    if not (b.seconds and a.seconds and cb.seconds and ca.seconds):
+        return None, []  # no controls: the node's view is the channel's own
+    before = _per_day(b.fees_msat, b.seconds) + _per_day(cb.fees_msat, cb.seconds)
+    if before == 0:
+        return None, []
+    after = _per_day(a.fees_msat, a.seconds) + _per_day(ca.fees_msat, ca.seconds)
+    change = after / before - 1
+    out = [
+        f"The node as a whole (this channel and the controls) earned {_msat(before)} msat/day "
+        f"before and {_msat(after)} after: {float(change):+.0%}."
+    ]
+    cut = inp.fee_after_ppm < inp.fee_before_ppm
+    raised = inp.fee_after_ppm > inp.fee_before_ppm
+    if adjusted is not None and cut and adjusted > 0 and ratio < 1:
+        out.append(
+            "The controls earned less after this cut: senders may have moved from them to this "
+            "channel, so part of its gain may be theirs."
+        )
+    elif adjusted is not None and raised and adjusted < 0 and ratio > 1:
+        out.append(
+            "The controls earned more after this raise: senders may have moved to them from "
+            "this channel, so part of its loss may be their gain."
+        )
+    return change, out
 
 
 def _per_day(amount: int, seconds: int) -> Fraction:

@@ -279,6 +279,9 @@ async def test_a_change_that_hurt_is_measured_and_rolled_back_on_its_own(client,
     mine = next(m for m in impact if m["batch_id"] == batch_id)
     assert mine["outcome"] == "hurt" and mine["rolled_back"] is True, mine
     assert mine["verdict"]["confidence"] >= 0.8 and mine["verdict"]["reasons"]
+    # the node as a whole lost what the channel lost, the controls held steady
+    assert -1 < mine["verdict"]["node_change"] < 0
+    assert any("node as a whole" in r for r in mine["verdict"]["reasons"])
     await _monitor(client, admin)
     back = next(
         c

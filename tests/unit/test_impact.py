@@ -206,6 +206,50 @@ def test_fee_cut_to_zero_earning_nothing_is_certainly_hurt():
     assert v.confidence == 1.0
 
 
+def test_a_cut_that_took_from_the_controls_says_so_and_shows_the_node_total():
+    # 1000 -> 500 ppm. Channel: 70 forwards in 7 days at 1,000 msat = 10,000 msat/day before,
+    # 80 in 2 days at 500 msat = 20,000 msat/day after. Controls: 50,000 msat/day before,
+    # 30,000 after (ratio 0.6). Adjusted: 20,000 / (10,000 x 0.6) - 1 = +233 %; the node:
+    # 60,000 -> 50,000 msat/day, -1/6.
+    controls_after = ChannelFlow(120, 120_000_000, 60_000, 2 * D)
+    v = evaluate_impact(
+        ImpactInput(flow(70, 1000, 7), flow(80, 500, 2), 1000, 500, CONTROLS_BEFORE, controls_after)
+    )
+    assert v.control_ratio == pytest.approx(0.6)
+    assert v.adjusted_change == pytest.approx(20_000 / 6_000 - 1)
+    assert v.node_change == pytest.approx(-1 / 6)
+    assert v.to_dict()["node_change"] == pytest.approx(-1 / 6)
+    text = " ".join(v.reasons)
+    assert "earned 60,000 msat/day before and 50,000 after: -17%" in text
+    assert "part of its gain may be theirs" in text
+
+
+def test_a_raise_that_pushed_forwards_to_the_controls_says_so():
+    # 500 -> 1000 ppm: the channel falls from 10,000 to 2,000 msat/day, the controls rise
+    # from 50,000 to 70,000 (ratio 1.4): the node goes 60,000 -> 72,000, +20 %.
+    controls_after = ChannelFlow(280, 280_000_000, 140_000, 2 * D)
+    v = evaluate_impact(
+        ImpactInput(flow(140, 500, 7), flow(4, 1000, 2), 500, 1000, CONTROLS_BEFORE, controls_after)
+    )
+    assert v.adjusted_change < 0
+    assert v.node_change == pytest.approx(0.2)
+    assert "part of its loss may be their gain" in " ".join(v.reasons)
+
+
+def test_steady_controls_or_none_add_no_substitution_sentence():
+    steady = evaluate_impact(
+        ImpactInput(
+            flow(35, 1000, 7), flow(40, 500, 2), 1000, 500, CONTROLS_BEFORE, CONTROLS_STEADY
+        )
+    )
+    # channel 5,000 -> 10,000 msat/day, controls 50,000 both: node 55,000 -> 60,000
+    assert steady.node_change == pytest.approx(60_000 / 55_000 - 1)
+    assert not any("may be theirs" in r or "their gain" in r for r in steady.reasons)
+    alone = evaluate_impact(ImpactInput(flow(35, 1000, 7), flow(40, 500, 2), 1000, 500))
+    assert alone.node_change is None
+    assert not any("node as a whole" in r for r in alone.reasons)
+
+
 def test_verdict_to_dict_is_plain_data():
     v = evaluate_impact(ImpactInput(flow(40, 500, 7), flow(0, 1000, 2), 500, 1000))
     d = v.to_dict()
