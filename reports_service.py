@@ -37,6 +37,7 @@ def _fee_change(row: dict) -> ReportFeeChange:
         outcome=row.get("outcome"),
         adjusted_change=verdict.get("adjusted_change"),
         rolled_back=bool(row.get("rolled_back")),
+        node_change=verdict.get("node_change"),
     )
 
 

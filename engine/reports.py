@@ -280,6 +280,7 @@ class ReportFeeChange:
     outcome: str | None = None  # improved | neutral | hurt | inconclusive; None: not yet
     adjusted_change: float | None = None  # earnings after / expected - 1
     rolled_back: bool = False
+    node_change: float | None = None  # the node as a whole, after / before - 1
 
     def __post_init__(self) -> None:
         _whole("ts", self.ts, None)
@@ -288,8 +289,11 @@ class ReportFeeChange:
         _whole("fee_after_ppm", self.fee_after_ppm)
         if self.outcome is not None and self.outcome not in OUTCOMES:
             raise ValueError(f"outcome: expected one of {sorted(OUTCOMES)} or None")
-        if self.adjusted_change is not None and not isinstance(self.adjusted_change, int | float):
-            raise ValueError(f"adjusted_change: expected a number, got {self.adjusted_change!r}")
+        for name in ("adjusted_change", "node_change"):
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if value is not None and not number:
+                raise ValueError(f"{name}: expected a number, got {value!r}")
         if not isinstance(self.rolled_back, bool):
             raise ValueError(f"rolled_back: expected true or false, got {self.rolled_back!r}")
 
@@ -443,13 +447,15 @@ class FeeChangeResult:
     outcome: str  # improved | neutral | hurt | inconclusive | pending
     adjusted_change: float | None
     rolled_back: bool
+    node_change: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeeChangeResult:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        # reports stored before node_change existed leave it out: its default stands
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @dataclass(frozen=True, slots=True)
@@ -726,6 +732,7 @@ def _fee_change_result(
         outcome=change.outcome or PENDING,
         adjusted_change=adjusted,
         rolled_back=change.rolled_back,
+        node_change=None if change.node_change is None else float(change.node_change),
     )
 
 

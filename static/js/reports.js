@@ -165,7 +165,10 @@ window.app = Vue.createApp({
       return OUTCOME_COLORS[o] || 'grey'
     },
     changeText(c) {
-      return c.adjusted_change === null ? '' : (c.adjusted_change >= 0 ? '+' : '') + (c.adjusted_change * 100).toFixed(0) + ' % earnings vs expected'
+      const pct = v => (v >= 0 ? '+' : '') + (v * 100).toFixed(0) + ' %'
+      if (c.adjusted_change === null) return ''
+      const node = c.node_change == null ? '' : ', node as a whole ' + pct(c.node_change)
+      return pct(c.adjusted_change) + ' earnings vs expected' + node
     },
     // Error text of a request made for a blob: the body is a Blob even when it holds JSON.
     async blobErrorText(err) {

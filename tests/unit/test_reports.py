@@ -56,7 +56,7 @@ REBALANCES = (
     ReportRebalance(T - 1, "C", "B", 50_000_000, 9_999, True),
 )
 CHANGES = (
-    ReportFeeChange(T + 9 * H, "B", 500, 400, "hurt", -0.5, rolled_back=True),
+    ReportFeeChange(T + 9 * H, "B", 500, 400, "hurt", -0.5, rolled_back=True, node_change=-0.1),
     ReportFeeChange(T + 8 * H, "A", 100, 150, "improved", 0.4),
     ReportFeeChange(T + 10 * H, "C", 200, 200),
     ReportFeeChange(T - 5, "A", 90, 100, "neutral", 0.0),
@@ -141,6 +141,7 @@ def test_fee_changes_and_their_effect():
     ]
     hurt = r.fee_changes[1]
     assert hurt.rolled_back and hurt.adjusted_change == -0.5 and hurt.peer_alias == "bob"
+    assert hurt.node_change == -0.1 and r.fee_changes[0].node_change is None
     assert r.fee_changes[2].adjusted_change is None
     assert r.outcomes == {"improved": 1, "neutral": 0, "hurt": 1, "inconclusive": 0, "pending": 1}
 
@@ -183,6 +184,11 @@ def test_report_is_json_ready_and_reads_back():
     }
     assert data["totals"]["failures"] == "known"
     assert Report.from_dict(data) == r
+    # a report stored before verdicts had node_change still reads back
+    for change in data["fee_changes"]:
+        del change["node_change"]
+    old = Report.from_dict(data)
+    assert [c.node_change for c in old.fee_changes] == [None] * len(r.fee_changes)
     assert r.channel("A") is r.channels[1] and r.channel("nope") is None
 
 
@@ -362,6 +368,7 @@ def test_local_ratio_prefers_the_remote_balance_when_known():
         (lambda: ReportRebalance(T, "A", "B", 1, 0, 1), "ok"),
         (lambda: ReportFeeChange(T, "A", 1, 2, "great"), "outcome"),
         (lambda: ReportFeeChange(T, "A", True, 2), "fee_before_ppm"),
+        (lambda: ReportFeeChange(T, "A", 1, 2, node_change="x"), "node_change"),
         (lambda: ReportChannel("A", "", -5, 0), "capacity_sat"),
         (lambda: BalanceSample("A", T, 0, 2, 3), "active_samples"),
         (lambda: BalanceSample("A", T, 0, 0, 0), "samples"),
