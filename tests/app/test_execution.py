@@ -175,6 +175,19 @@ async def test_engine_proposals_wait_in_the_queue(client, admin):
 async def test_backups_are_versioned_checked_exported_and_imported(client, admin):
     h = admin.key_headers(admin=True)
     await _monitor(client, admin)  # takes the daily backup
+    # an applied batch takes one before it (on its own channel: no other test's cooldown)
+    ch = await _channel(client, admin, 4)
+    fee = ch["local_policy"]["fee_rate_ppm"]
+    created = await client.post(
+        f"{API}/changes",
+        headers=h,
+        json={"channel_id": ch["channel_id"], "fee_rate_ppm": fee + max(10, fee // 5)},
+    )
+    assert created.status_code == 200, created.text
+    applied = await client.post(
+        f"{API}/changes/approve", headers=h, json={"ids": [created.json()["id"]]}
+    )
+    assert applied.json()["status"] == "SUCCESS", applied.text
     backups = (await client.get(f"{API}/backups", headers=h)).json()
     assert backups and backups[-1]["reason"] == "daily"
     assert any(b["reason"].startswith("before batch") for b in backups)  # taken before applying
