@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from loguru import logger
 
+from tests.support.changes import apply_fee_raise
+
 API = "/daznode/api/v1"
 SECRET = "whsec-0123456789-abcdef-XYZ"
 TOKEN = "123456789:AAH-test_token_ABCDEFGHIJKLMNOPqrstu"
@@ -312,17 +314,7 @@ async def test_approving_a_change_alerts_with_a_signed_webhook(
     await configure(client, admin, receiver.url, receiver.url)
     channels = (await client.get(f"{API}/channels", headers=h)).json()
     ch = sorted(channels, key=lambda c: c["channel_id"])[2]
-    fee = ch["local_policy"]["fee_rate_ppm"]
-    created = await client.post(
-        f"{API}/changes",
-        headers=h,
-        json={"channel_id": ch["channel_id"], "fee_rate_ppm": fee + max(10, fee // 5)},
-    )
-    assert created.status_code == 200, created.text
-    applied = await client.post(
-        f"{API}/changes/approve", headers=h, json={"ids": [created.json()["id"]]}
-    )
-    assert applied.status_code == 200 and applied.json()["status"] == "SUCCESS", applied.text
+    await apply_fee_raise(client, admin, ch)
     hooks = [q for q in receiver.requests if q["path"].startswith("/hook")]
     events = [q["headers"]["X-Daznode-Event"] for q in hooks]
     assert "applied" in events, events

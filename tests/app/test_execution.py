@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from tests.support.changes import apply_fee_raise
+
 API = "/daznode/api/v1"
 
 
@@ -176,18 +178,7 @@ async def test_backups_are_versioned_checked_exported_and_imported(client, admin
     h = admin.key_headers(admin=True)
     await _monitor(client, admin)  # takes the daily backup
     # an applied batch takes one before it (on its own channel: no other test's cooldown)
-    ch = await _channel(client, admin, 4)
-    fee = ch["local_policy"]["fee_rate_ppm"]
-    created = await client.post(
-        f"{API}/changes",
-        headers=h,
-        json={"channel_id": ch["channel_id"], "fee_rate_ppm": fee + max(10, fee // 5)},
-    )
-    assert created.status_code == 200, created.text
-    applied = await client.post(
-        f"{API}/changes/approve", headers=h, json={"ids": [created.json()["id"]]}
-    )
-    assert applied.json()["status"] == "SUCCESS", applied.text
+    await apply_fee_raise(client, admin, await _channel(client, admin, 4))
     backups = (await client.get(f"{API}/backups", headers=h)).json()
     assert backups and backups[-1]["reason"] == "daily"
     assert any(b["reason"].startswith("before batch") for b in backups)  # taken before applying
@@ -245,16 +236,7 @@ async def test_a_change_that_hurt_is_measured_and_rolled_back_on_its_own(client,
     await _monitor(client, admin)
     ch = await _channel(client, admin, 3)
     fee = ch["local_policy"]["fee_rate_ppm"]
-    wanted = fee + max(10, fee // 5)
-    created = await client.post(
-        f"{API}/changes", headers=h, json={"channel_id": ch["channel_id"], "fee_rate_ppm": wanted}
-    )
-    assert created.status_code == 200, created.text
-    applied = await client.post(
-        f"{API}/changes/approve", headers=h, json={"ids": [created.json()["id"]]}
-    )
-    assert applied.json()["status"] == "SUCCESS", applied.text
-    batch_id = applied.json()["batch_id"]
+    batch_id = (await apply_fee_raise(client, admin, ch))["batch_id"]
 
     # Move the change 40 days back, before the simulated node's own history, and write the
     # traffic around it: 40 forwards a week before, none after; the other channels steady.
