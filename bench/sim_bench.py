@@ -169,6 +169,20 @@ def _table(placement: dict) -> tuple[list[str], dict[str, list[int]]]:
     return rows, profit
 
 
+def _policy_table(placement: dict) -> list[str]:
+    """The per-policy table of one placement and the goal line under it."""
+    rows, profit = _table(placement)
+    return [
+        "| Policy | Net profit, mean | Spread | Min / max | Rebalancing | Volume | "
+        "Success | Fallback | Updates |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        _goal(profit),
+        "",
+    ]
+
+
 def _goal(profit: dict[str, list[int]]) -> str:
     balanced = profit["daznode:balanced"]
     best_key = max(BASELINES, key=lambda k: statistics.mean(profit[k]))
@@ -236,18 +250,11 @@ def longer_horizon(graph: NetworkGraph, seeds: tuple[int, ...], days: int) -> li
         "",
     ]
     for label, placement_data in data["placements"].items():
-        rows, profit = _table(placement_data)
         lines += [
             f"#### {label}: {placement_data['alias']} ({placement_data['channels']} channels), "
             f"{days} days",
             "",
-            "| Policy | Net profit, mean | Spread | Min / max | Rebalancing | Volume | "
-            "Success | Fallback | Updates |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-            *rows,
-            "",
-            _goal(profit),
-            "",
+            *_policy_table(placement_data),
         ]
     return lines
 
@@ -266,7 +273,6 @@ def run(seeds: tuple[int, ...] = SEEDS, long_days: int = LONG_DAYS) -> list[str]
         "",
     ]
     for label, placement_data in data["placements"].items():
-        rows, profit = _table(placement_data)
         runs = placement_data["runs"]
         demand = runs[0]["demand"]["payments_per_day"]
         lines += [
@@ -276,13 +282,7 @@ def run(seeds: tuple[int, ...] = SEEDS, long_days: int = LONG_DAYS) -> list[str]
             f"{runs[0]['stats']['payments_kept'] / runs[0]['stats']['payments_drawn']:.0%} "
             "could reach us.",
             "",
-            "| Policy | Net profit, mean | Spread | Min / max | Rebalancing | Volume | "
-            "Success | Fallback | Updates |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-            *rows,
-            "",
-            _goal(profit),
-            "",
+            *_policy_table(placement_data),
         ]
     if long_days:
         lines += longer_horizon(graph, seeds, long_days)
