@@ -264,7 +264,7 @@ def evaluate_impact(inp: ImpactInput, settings: ImpactSettings | None = None) ->
         )
         reasons.append(test_reason)
 
-    node_change, node_reasons = _node_view(inp, ratio, adjusted)
+    node_change, node_reasons = _node_view(inp, base_rate, after_rate, ratio, adjusted)
     reasons += node_reasons
 
     margin, required = s.max_earnings_drop, s.confidence_required
@@ -317,17 +317,22 @@ def evaluate_impact(inp: ImpactInput, settings: ImpactSettings | None = None) ->
 
 
 def _node_view(
-    inp: ImpactInput, ratio: Fraction, adjusted: Fraction | None
+    inp: ImpactInput,
+    base_rate: Fraction,
+    after_rate: Fraction,
+    ratio: Fraction,
+    adjusted: Fraction | None,
 ) -> tuple[Fraction | None, list[str]]:
-    """The changed channel and the controls together (module docstring, step 5)."""
+    """The changed channel (its earnings per day before and after) and the controls
+    together (module docstring, step 5)."""
     b, a = inp.baseline, inp.evaluation
     cb, ca = inp.control_baseline, inp.control_evaluation
     if not (b.seconds and a.seconds and cb.seconds and ca.seconds):
         return None, []  # no controls: the node's view is the channel's own
-    before = _per_day(b.fees_msat, b.seconds) + _per_day(cb.fees_msat, cb.seconds)
+    before = base_rate + _per_day(cb.fees_msat, cb.seconds)
     if before == 0:
         return None, []
-    after = _per_day(a.fees_msat, a.seconds) + _per_day(ca.fees_msat, ca.seconds)
+    after = after_rate + _per_day(ca.fees_msat, ca.seconds)
     change = after / before - 1
     out = [
         f"The node as a whole (this channel and the controls) earned {_msat(before)} msat/day "

@@ -16,6 +16,10 @@ window.daznodeMixin = {
     formatSat(v) {
       return Math.round(v).toLocaleString()
     },
+    // A relative change (0.25) as "+25 %".
+    signedPercent(v) {
+      return (v >= 0 ? '+' : '') + (v * 100).toFixed(0) + ' %'
+    },
     shortKey(pk) {
       return pk ? pk.slice(0, 10) + '…' + pk.slice(-6) : ''
     },

@@ -165,10 +165,9 @@ window.app = Vue.createApp({
       return OUTCOME_COLORS[o] || 'grey'
     },
     changeText(c) {
-      const pct = v => (v >= 0 ? '+' : '') + (v * 100).toFixed(0) + ' %'
       if (c.adjusted_change === null) return ''
-      const node = c.node_change == null ? '' : ', node as a whole ' + pct(c.node_change)
-      return pct(c.adjusted_change) + ' earnings vs expected' + node
+      const node = c.node_change == null ? '' : ', node as a whole ' + this.signedPercent(c.node_change)
+      return this.signedPercent(c.adjusted_change) + ' earnings vs expected' + node
     },
     // Error text of a request made for a blob: the body is a Blob even when it holds JSON.
     async blobErrorText(err) {
