@@ -33,7 +33,13 @@ def test_generate_a_daily_report_read_it_chart_and_download(page, server, admin)
     )
     page.get_by_test_id("period").get_by_text("Daily").click()
     before = int(time.time())
-    page.get_by_test_id("generate").click()
+    # The background task may already have written today's daily report, whose title the page
+    # shows as soon as Daily is picked: wait for the generate request itself, not the title.
+    with page.expect_response(
+        lambda r: "/reports/generate" in r.url and r.request.method == "POST"
+    ) as generated:
+        page.get_by_test_id("generate").click()
+    assert generated.value.ok
 
     label = period_bounds("daily", before).label
     expect(page.get_by_test_id("report-title")).to_contain_text(f"report {label}", timeout=30_000)
