@@ -148,21 +148,29 @@ async def update_log(now: int, bounds: Bounds) -> UpdateLog:
 
 async def propose(recs: list[Recommendation], now: int) -> list[dict]:
     """Turn fee recommendations into validated proposals (approve mode) or apply them (auto).
-    A proposal identical to the pending one for its channel is not repeated."""
+    A proposal identical to the pending one for its channel is not repeated, and a channel
+    with the admin's own change waiting is left to the admin (a newer engine proposal would
+    supersede it)."""
     cfg = await load_execution_settings()
     if cfg.mode == "observe":
         return []
     channels = {r["channel_id"]: r for r in await crud.get_channels()}
-    pending = {r["channel_id"]: r for r in await crud.get_changes("pending")}
+    pending = {
+        r["channel_id"]: r for r in await crud.get_changes("pending") if r["kind"] == "policy"
+    }
     policies = {
         cid: RoutingPolicy(**row["local_policy"])
         for cid, row in channels.items()
         if row["local_policy"]
     }
 
-    def repeats_pending(change: PolicyChange) -> bool:
+    def waits_or_repeats(change: PolicyChange) -> bool:
         same = pending.get(change.channel_id)
-        return bool(same) and same["after_policy"] == crud.policy_to_json(change.after)
+        if not same:
+            return False
+        return same["origin"] == "manual" or same["after_policy"] == crud.policy_to_json(
+            change.after
+        )
 
     candidates = [
         c
@@ -174,7 +182,7 @@ async def propose(recs: list[Recommendation], now: int) -> list[dict]:
             cfg.overrides,
             lambda: uuid.uuid4().hex[:16],
         )
-        if not repeats_pending(c[0])
+        if not waits_or_repeats(c[0])
     ]
     verdicts = validate_batch(
         [c for c, _, _ in candidates],

@@ -262,21 +262,35 @@ async def _run(run_id: str, graph: NetworkGraph, scenario: Scenario, specs: list
     except (WorkerError, OSError, ValueError) as exc:
         message = str(exc)
         logger.warning(f"daznode: simulation {run_id} failed: {message}")
-        job.state, job.error, job.finished_at = "failed", message, int(time.time())
-        await crud.finish_sim_run(run_id, job.finished_at, error=message)
+        finished = int(time.time())
+        try:
+            await crud.finish_sim_run(run_id, finished, error=message)
+        finally:
+            job.state, job.error, job.finished_at = "failed", message, finished
         return
     except asyncio.CancelledError:
-        job.state, job.phase, job.finished_at = "cancelled", "cancelled", int(time.time())
-        job.error = f"cancelled: {_cancel_reason}"
-        await crud.finish_sim_run(run_id, job.finished_at, error=job.error)
+        finished, error = int(time.time()), f"cancelled: {_cancel_reason}"
+        try:
+            await crud.finish_sim_run(run_id, finished, error=error)
+        finally:
+            job.state, job.phase, job.finished_at, job.error = (
+                "cancelled",
+                "cancelled",
+                finished,
+                error,
+            )
         raise
     summary = [
         {"key": r["key"], "name": r["name"], "net_profit_sat": r["net_profit_sat"]}
         for r in result["results"]
     ]
-    job.state, job.progress, job.phase = "idle", 1.0, "done"
-    job.finished_at = int(time.time())
-    await crud.finish_sim_run(run_id, job.finished_at, result=result, summary=summary)
+    # The run is stored before the status says it is over: a page that reads it on "done"
+    # must find its result.
+    finished = int(time.time())
+    try:
+        await crud.finish_sim_run(run_id, finished, result=result, summary=summary)
+    finally:
+        job.state, job.progress, job.phase, job.finished_at = "idle", 1.0, "done", finished
     logger.info(f"daznode: simulation {run_id} done in {result.get('seconds')} s")
 
 

@@ -174,6 +174,29 @@ async def test_engine_proposals_wait_in_the_queue(client, admin):
     await client.put(f"{API}/execution", headers=h, json={"mode": "approve"})
 
 
+async def test_the_engine_leaves_an_admins_pending_change_alone(client, admin):
+    h = admin.key_headers(admin=True)
+    await client.put(f"{API}/execution", headers=h, json={"mode": "approve"})
+    await _monitor(client, admin)
+    pending = (await client.get(f"{API}/changes", headers=h, params={"status": "pending"})).json()
+    wanted = next(c for c in pending if c["origin"] == "engine" and c["kind"] == "policy")
+    cid, engine_fee = wanted["channel_id"], wanted["after"]["fee_rate_ppm"]
+    mine = await client.post(
+        f"{API}/changes", headers=h, json={"channel_id": cid, "fee_rate_ppm": engine_fee + 7}
+    )
+    assert mine.status_code == 200, mine.text
+
+    await _monitor(client, admin)  # the engine still wants its own fee on this channel
+    changes = (await client.get(f"{API}/changes", headers=h)).json()
+    assert next(c for c in changes if c["id"] == mine.json()["id"])["status"] == "pending"
+    assert not [
+        c
+        for c in changes
+        if c["channel_id"] == cid and c["status"] == "pending" and c["origin"] != "manual"
+    ]
+    await client.post(f"{API}/changes/reject", headers=h, json={"ids": [mine.json()["id"]]})
+
+
 async def test_backups_are_versioned_checked_exported_and_imported(client, admin):
     h = admin.key_headers(admin=True)
     await _monitor(client, admin)  # takes the daily backup
