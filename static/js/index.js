@@ -1,5 +1,8 @@
 // Daznode dashboard: node, monitor status and channels, refreshed live.
 const POLL_MS = 30000
+// Recommendations are read after every tick and every profile or rules save: an answer to an
+// older request (sent before a save) must not replace a newer one.
+let recsRequest = 0
 
 window.app = Vue.createApp({
   el: '#vue',
@@ -112,11 +115,14 @@ window.app = Vue.createApp({
       }
     },
     async loadRecs() {
+      const mine = ++recsRequest
       try {
-        this.recs = (await this.request('GET', '/recommendations')).data
+        const recs = (await this.request('GET', '/recommendations')).data
+        if (mine !== recsRequest) return
+        this.recs = recs
         this.recsError = ''
       } catch (err) {
-        this.recsError = this.errorText(err)
+        if (mine === recsRequest) this.recsError = this.errorText(err)
       }
     },
     decisionColor(d) {

@@ -19,6 +19,7 @@ const FLOW_CHANNELS = 20 // the busiest channels in the flow chart
 // Chart instances stay outside Vue's reactivity (a proxied chart is slow and breaks).
 const charts = {earnings: null, flow: null, balance: null}
 let listRequest = 0 // answers to an older list request (another kind picked since) are dropped
+let reportRequest = 0 // likewise for the report shown (another opened, or one just generated)
 
 function destroyChart(name) {
   if (charts[name]) {
@@ -218,15 +219,18 @@ window.app = Vue.createApp({
       }
     },
     async openReport(id) {
+      const mine = ++reportRequest
       this.reportLoading = true
       try {
-        this.report = (await this.request('GET', '/reports/' + id, null, true)).data
+        const report = (await this.request('GET', '/reports/' + id, null, true)).data
+        if (mine !== reportRequest) return
+        this.report = report
         this.reportError = ''
         this.exportError = ''
       } catch (err) {
-        this.reportError = this.errorText(err)
+        if (mine === reportRequest) this.reportError = this.errorText(err)
       } finally {
-        this.reportLoading = false
+        if (mine === reportRequest) this.reportLoading = false
       }
     },
     async generate() {
@@ -234,6 +238,8 @@ window.app = Vue.createApp({
       this.generateError = ''
       try {
         const {data} = await this.request('POST', '/reports/generate', {kind: this.kind}, true)
+        ++reportRequest // an older report's answer, still on its way, must not replace this one
+        this.reportLoading = false
         this.report = data
         this.reportError = ''
         this.exportError = ''

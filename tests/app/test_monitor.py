@@ -240,7 +240,8 @@ def test_crash_restart_and_lease_takeover_keep_forwards_exact():
         assert status["leader"] and status["lease_holder"] != holder
         cursor = status["forward_cursor"]
         indices = _all_forward_indices(second.url, admin)
-        assert sorted(indices) == list(range(1, cursor + 1))  # no gap, no duplicate
+        # No gap, no duplicate (a background pass may have stored more since the cursor read).
+        assert sorted(indices) == list(range(1, max(indices) + 1)) and max(indices) >= cursor
     finally:
         first.stop()
         if second:
@@ -327,6 +328,7 @@ async def test_a_page_gone_without_closing_does_not_keep_the_tick_from_the_other
     finally:
         for conn in conns:
             websocket_manager.active_connections.remove(conn)
-    assert [json.loads(m) for m in page.received] == [
-        {"event": "monitor", "ts": status["last_run"]}
-    ]
+    # This pass's tick arrived (a background pass meanwhile may have sent one more).
+    ticks = [json.loads(m) for m in page.received]
+    assert {"event": "monitor", "ts": status["last_run"]} in ticks
+    assert all(t["event"] == "monitor" for t in ticks)

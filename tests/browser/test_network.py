@@ -79,7 +79,9 @@ def test_approve_a_channel_close_in_the_queue(page, server, admin):
                 break
         assert close, "no demo seed gave a close proposal"
         page.reload()
-        row = page.get_by_test_id("pending-table").locator("tr", has_text=close["channel_id"])
+        row = page.get_by_test_id("pending-table").locator(
+            "tr", has=page.get_by_test_id("change-close"), has_text=close["channel_id"]
+        )
         expect(row.get_by_test_id("change-close")).to_contain_text("cooperative close")
         row.locator(".q-checkbox").first.click()
         page.get_by_test_id("approve").click()
