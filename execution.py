@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loguru import logger
@@ -29,11 +29,13 @@ from .engine.impact import (
     evaluate_impact,
 )
 from .engine.node_source import NodeSource, RoutingPolicy
+from .engine.sim_policy import scaled_fee
 from .engine.validate import (
     Bounds,
     ChannelOverride,
     UpdateLog,
     ValidationConfigError,
+    clip_to_bounds,
     proposals,
     validate_batch,
 )
@@ -217,6 +219,65 @@ async def propose(recs: list[Recommendation], now: int) -> list[dict]:
         if ids:
             await apply_changes(ids, "daznode (auto)", now)
     return rows
+
+
+async def propose_level(percent: int, actor: str, now: int) -> tuple[list[str], list[dict]]:
+    """A price level from the what-if page as the admin's own proposals: every open channel
+    at its current fee times percent / 100, clipped into the bounds and validated as one
+    batch (the gossip budget counts them all). Returns the ids proposed and the channels
+    left out, with why. They wait in the approval queue like any manual change."""
+    cfg = await load_execution_settings()
+    changes: list[PolicyChange] = []
+    wanted: dict[str, int] = {}
+    skipped: list[dict] = []
+    for row in sorted(await crud.get_channels(), key=lambda r: r["channel_id"]):
+        cid = row["channel_id"]
+        if not row["local_policy"]:
+            skipped.append({"channel_id": cid, "reason": "our policy is unknown"})
+            continue
+        before = RoutingPolicy(**row["local_policy"])
+        wanted[cid] = scaled_fee(before.fee_rate_ppm, percent)
+        if wanted[cid] == before.fee_rate_ppm:
+            skipped.append({"channel_id": cid, "reason": "already at this level"})
+            continue
+        after = replace(before, fee_rate_ppm=wanted[cid])
+        change = PolicyChange(uuid.uuid4().hex[:16], cid, before, after, "manual")
+        changes.append(clip_to_bounds(change, cfg.bounds, cfg.overrides.get(cid)))
+    verdicts = validate_batch(
+        changes, cfg.bounds, cfg.overrides, await update_log(now, cfg.bounds), now
+    )
+    proposed: list[str] = []
+    for change, verdict in zip(changes, verdicts, strict=True):
+        if not verdict.ok:
+            why = "; ".join(verdict.reasons)
+            skipped.append({"channel_id": change.channel_id, "reason": why})
+            continue
+        reasons = [f"price level {percent} % of the current fees, proposed by {actor}"]
+        if change.after.fee_rate_ppm != wanted[change.channel_id]:
+            reasons.append(
+                f"limited to {change.after.fee_rate_ppm} ppm "
+                f"(level: {wanted[change.channel_id]}) by the execution bounds"
+            )
+        await crud.create_change(
+            {
+                "id": change.change_id,
+                "created_at": now,
+                "channel_id": change.channel_id,
+                "kind": "policy",
+                "status": "pending",
+                "before_policy": crud.policy_to_json(change.before),
+                "after_policy": crud.policy_to_json(change.after),
+                "reasons": json.dumps(reasons),
+                "confidence": None,
+                "origin": "manual",
+                "validation": json.dumps(list(verdict.checks)),
+            }
+        )
+        await crud.add_audit(
+            now, actor, "proposed", change.channel_id, crud.policy_to_json(change.after)
+        )
+        proposed.append(change.change_id)
+    return proposed, skipped
 
 
 def _change_of(row: dict) -> PolicyChange:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Extra, Field, root_validator
+from pydantic import BaseModel, Extra, Field, StrictInt, conint, root_validator
 
 from .engine.flow_sim import DEFAULT_SENDERS
+from .engine.sim_policy import LEVEL_MAX_PERCENT, LEVEL_MIN_PERCENT
 
 
 class DaznodeSettings(BaseModel):
@@ -313,6 +314,22 @@ class ManualChange(BaseModel):
         extra = Extra.forbid
 
 
+class LevelIn(BaseModel):
+    percent: conint(strict=True, ge=LEVEL_MIN_PERCENT, le=LEVEL_MAX_PERCENT) = Field(  # type: ignore[valid-type]
+        ...,
+        description=f"Every fee at percent % of the current one "
+        f"({LEVEL_MIN_PERCENT}-{LEVEL_MAX_PERCENT})",
+    )
+
+    class Config:
+        extra = Extra.forbid
+
+
+class SkippedChannel(BaseModel):
+    channel_id: str
+    reason: str
+
+
 class PreviewOut(BaseModel):
     channel_id: str
     before: Policy
@@ -501,6 +518,12 @@ class SimRunIn(BaseModel):
         default_factory=lambda: ["balanced"],
         description="Daznode profiles: balanced, conservative, aggressive, active",
     )
+    levels: list[StrictInt] = Field(
+        default_factory=list,
+        max_items=20,
+        description="Price levels: every channel at its current fee times level / 100 "
+        "(10-1000, e.g. [75, 150, 200])",
+    )
     days: int = Field(30, ge=1, le=90, description="Simulated days after a 7-day warm-up")
     seed: int = Field(1, ge=0, le=2**31 - 1, description="Same seed, same payments")
     calibrate: bool = Field(True, description="Scale the demand to the node's own history")
@@ -519,3 +542,8 @@ class ShadowIn(BaseModel):
 
     class Config:
         extra = Extra.forbid
+
+
+class LevelOut(BaseModel):
+    proposed: list[ChangeOut]
+    skipped: list[SkippedChannel]

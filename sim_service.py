@@ -171,8 +171,11 @@ def _in_graph(
     return kept, notes
 
 
-def policy_specs(policies: list[str], profiles: list[dict]) -> list[dict[str, Any]]:
+def policy_specs(
+    policies: list[str], profiles: list[dict], levels: list[int] | None = None
+) -> list[dict[str, Any]]:
     specs: list[dict[str, Any]] = [{"key": key} for key in policies]
+    specs += [{"key": "level", "percent": p} for p in levels or []]
     specs += [{"key": "daznode", "profile": p} for p in profiles]
     return specs
 
@@ -197,9 +200,10 @@ async def start(
     seed: int,
     calibrate: bool,
     senders: int = DEFAULT_SENDERS,
+    levels: list[int] | None = None,
 ) -> str:
     """Check the inputs, store the run and start it; returns its id (SimUnavailable when it
-    cannot start)."""
+    cannot start). `levels`: price levels, in % of the current fees."""
     global _task
     if busy():
         raise SimUnavailable("A simulation is already running; see its progress.")
@@ -226,6 +230,7 @@ async def start(
     request = {
         "policies": policies,
         "profiles": profiles,
+        "levels": levels or [],
         "days": days,
         "seed": seed,
         "calibrate": calibrate,
@@ -237,7 +242,7 @@ async def start(
     await crud.create_sim_run(run_id, kind, request, now)
     fresh = SimJob(state="running", run_id=run_id, kind=kind, phase="starting", started_at=now)
     job.__dict__.update(asdict(fresh))
-    specs = policy_specs(policies, chosen)
+    specs = policy_specs(policies, chosen, levels)
     _task = asyncio.create_task(_run(run_id, graph, scenario, specs))
     return run_id
 

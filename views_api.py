@@ -87,6 +87,7 @@ from .execution import (
     export_backup,
     load_execution_settings,
     parse_backup_export,
+    propose_level,
     rollback,
     update_log,
 )
@@ -106,6 +107,8 @@ from .models import (
     ChargeLndImportOut,
     DaznodeSettings,
     ForwardsPage,
+    LevelIn,
+    LevelOut,
     ManualChange,
     NodeOut,
     Policy,
@@ -115,6 +118,7 @@ from .models import (
     RecommendationOut,
     RecommendationsOut,
     RulesOut,
+    SkippedChannel,
     StatusOut,
 )
 from .services import cached_backend, evaluate, load_profile, load_rules
@@ -780,6 +784,20 @@ async def api_create_change(caller: Admin, body: ManualChange) -> ChangeOut:
     await create_change(row)
     await add_audit(now, _actor(caller), "proposed", change.channel_id, row["after_policy"])
     return _change_out((await get_changes_by_id([change.change_id]))[0])
+
+
+@daznode_api_router.post(
+    "/changes/level",
+    response_model=LevelOut,
+    summary="Propose a price level: every fee at percent % of the current one (admins)",
+)
+async def api_propose_level(caller: Admin, body: LevelIn) -> LevelOut:
+    proposed, skipped = await propose_level(body.percent, _actor(caller), int(time.time()))
+    rows = await get_changes_by_id(proposed)
+    return LevelOut(
+        proposed=[_change_out(r) for r in rows],
+        skipped=[SkippedChannel(**s) for s in skipped],
+    )
 
 
 @daznode_api_router.post(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException
 
 from . import crud, graph_service, sim_service
 from .engine.profiles import BUILTIN
+from .engine.sim_policy import LEVEL_MAX_PERCENT, LEVEL_MIN_PERCENT
 from .models import SIM_SENDERS_DEFAULT, SIM_SENDERS_MAX, SIM_SENDERS_MIN, ShadowIn, SimRunIn
 from .views_api import Admin, _actor
 
@@ -22,7 +23,20 @@ def _unavailable(exc: sim_service.SimUnavailable) -> HTTPException:
     return HTTPException(HTTPStatus.CONFLICT, str(exc))
 
 
-async def _checked(body: SimRunIn) -> tuple[list[str], list[str]]:
+def _checked_levels(levels: list[int]) -> list[int]:
+    out = sorted(set(levels))
+    for p in out:
+        if not LEVEL_MIN_PERCENT <= p <= LEVEL_MAX_PERCENT:
+            raise HTTPException(
+                HTTPStatus.BAD_REQUEST,
+                f"Price level {p} %: choose {LEVEL_MIN_PERCENT} to {LEVEL_MAX_PERCENT} "
+                "(% of the current fees).",
+            )
+    return out
+
+
+async def _checked(body: SimRunIn) -> tuple[list[str], list[str], list[int]]:
+    levels = _checked_levels(body.levels)
     policies = list(dict.fromkeys(body.policies))
     for key in policies:
         if key not in sim_service.BASELINES:
@@ -41,13 +55,16 @@ async def _checked(body: SimRunIn) -> tuple[list[str], list[str]]:
         if choices[name]["name"] not in names:  # "active" may be one of the others
             names.add(choices[name]["name"])
             profiles.append(name)
-    if not policies and not profiles:
-        raise HTTPException(HTTPStatus.BAD_REQUEST, "Choose at least one policy or profile.")
-    if len(policies) + len(profiles) > MAX_POLICIES:
+    if not policies and not profiles and not levels:
         raise HTTPException(
-            HTTPStatus.BAD_REQUEST, f"At most {MAX_POLICIES} policies and profiles in one run."
+            HTTPStatus.BAD_REQUEST, "Choose at least one policy, profile or price level."
         )
-    return policies, profiles
+    if len(policies) + len(profiles) + len(levels) > MAX_POLICIES:
+        raise HTTPException(
+            HTTPStatus.BAD_REQUEST,
+            f"At most {MAX_POLICIES} policies, profiles and price levels in one run.",
+        )
+    return policies, profiles, levels
 
 
 @daznode_sim_router.get("/options", summary="What can be simulated, and with which demand")
@@ -67,6 +84,7 @@ async def api_sim_options(_: Admin) -> dict:
         "max_days": sim_service.MAX_DAYS,
         "senders": {"min": SIM_SENDERS_MIN, "default": SIM_SENDERS_DEFAULT, "max": SIM_SENDERS_MAX},
         "max_policies": MAX_POLICIES,
+        "levels": {"min": LEVEL_MIN_PERCENT, "max": LEVEL_MAX_PERCENT},
         "history": history,
         "graph": {"nodes": int(meta.get("nodes", 0)), "channels": int(meta.get("channels", 0))},
         "shadow": await sim_service.shadow_settings(),
@@ -76,10 +94,17 @@ async def api_sim_options(_: Admin) -> dict:
 
 @daznode_sim_router.post("/runs", status_code=HTTPStatus.ACCEPTED, summary="Start a simulation")
 async def api_sim_start(body: SimRunIn, caller: Admin) -> dict:
-    policies, profiles = await _checked(body)
+    policies, profiles, levels = await _checked(body)
     try:
         run_id = await sim_service.start(
-            "whatif", policies, profiles, body.days, body.seed, body.calibrate, body.senders
+            "whatif",
+            policies,
+            profiles,
+            body.days,
+            body.seed,
+            body.calibrate,
+            body.senders,
+            levels,
         )
     except sim_service.SimUnavailable as exc:
         raise _unavailable(exc) from None

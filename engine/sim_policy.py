@@ -88,3 +88,39 @@ class FixedFees:
         return PolicyActions(
             fees={c.channel_id: FeeSetting(self.ppm) for c in channels if c.fee_ppm != self.ppm}
         )
+
+
+LEVEL_MIN_PERCENT, LEVEL_MAX_PERCENT = 10, 1000  # a price level: x0.1 to x10 the current fees
+
+
+def scaled_fee(fee_ppm: int, percent: int) -> int:
+    """A fee at `percent` % of itself, rounded half up, in whole ppm."""
+    return (fee_ppm * percent + 50) // 100
+
+
+class ScaledFees:
+    """Every channel at its current fee times percent / 100, set at the first call and then
+    held, no rebalancing: one point of the node's own demand curve, at its own fee shape
+    (a price level the admin can then propose from the what-if page)."""
+
+    interval_seconds = 86400
+
+    def __init__(self, percent: int) -> None:
+        if not LEVEL_MIN_PERCENT <= percent <= LEVEL_MAX_PERCENT:
+            raise ValueError(
+                f"a price level is {LEVEL_MIN_PERCENT}-{LEVEL_MAX_PERCENT} % of the current fees"
+            )
+        self.name, self.percent = f"current fees at {percent} %", percent
+        self._targets: dict[str, int] = {}
+
+    def decide(
+        self, channels: list[ChannelMetrics], net: NetworkContext, now: int
+    ) -> PolicyActions:
+        fees: dict[str, FeeSetting] = {}
+        for c in channels:
+            if c.fee_ppm is None:
+                continue
+            target = self._targets.setdefault(c.channel_id, scaled_fee(c.fee_ppm, self.percent))
+            if c.fee_ppm != target:
+                fees[c.channel_id] = FeeSetting(target)
+        return PolicyActions(fees=fees)

@@ -10,7 +10,8 @@ IN   {"version": 1,
                    local_msat, policy, peer_policy, age_days}], "demand": {Demand fields},
                    "days", "warmup_days", "seed", "calibrate_forwards_per_day"},
       "policies": [{"key": "static" | "chargelnd" | "lndg" | "clboss" | "current"
-                    | "daznode", "profile": {...} (daznode)}]}
+                    | "daznode" | "level", "profile": {...} (daznode),
+                    "percent": 10-1000 (level: every fee at percent % of the current one)}]}
 OUT  {"results": [PolicyResult.to_dict()], "stats", "demand", "seconds", "peak_rss_mb"}
 
 Policies run side by side on the same prepared world; with more than one process they are
@@ -31,7 +32,7 @@ from .flow_sim import Demand, Scenario, SimChannel, SimulationError, prepare, ru
 from .node_source import GraphEdge, GraphNode, NetworkGraph, RoutingPolicy
 from .profiles import ProfileError, profile_from_dict
 from .sim_daznode import daznode_factory
-from .sim_policy import KeepFees, PolicyFactory
+from .sim_policy import LEVEL_MAX_PERCENT, LEVEL_MIN_PERCENT, KeepFees, PolicyFactory, ScaledFees
 from .worker_process import (
     NICENESS,
     POOL_SHARED,
@@ -63,6 +64,18 @@ def policy_factory(spec: dict[str, Any]) -> tuple[str, PolicyFactory]:
     key = spec.get("key")
     if key == "current":
         return "current", KeepFees
+    if key == "level":
+        percent = spec.get("percent")
+        if (
+            not isinstance(percent, int)
+            or isinstance(percent, bool)
+            or not LEVEL_MIN_PERCENT <= percent <= LEVEL_MAX_PERCENT
+        ):
+            raise SimInputError(
+                f"level: percent must be a whole number from {LEVEL_MIN_PERCENT} to "
+                f"{LEVEL_MAX_PERCENT}, not {percent!r}"
+            )
+        return f"level:{percent}", lambda: ScaledFees(percent)
     if key == "daznode":
         try:
             profile = profile_from_dict(spec.get("profile") or {})

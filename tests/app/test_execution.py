@@ -197,6 +197,50 @@ async def test_the_engine_leaves_an_admins_pending_change_alone(client, admin):
     await client.post(f"{API}/changes/reject", headers=h, json={"ids": [mine.json()["id"]]})
 
 
+async def test_a_price_level_is_proposed_for_every_channel_and_waits_for_approval(
+    client, admin, alice
+):
+    h = admin.key_headers(admin=True)
+    await _monitor(client, admin)
+    channels = (await client.get(f"{API}/channels", headers=h)).json()
+    for body, word in (
+        ({"percent": 9}, "percent"),
+        ({"percent": 1001}, "percent"),
+        ({"percent": "120"}, "percent"),
+        ({}, "percent"),
+        ({"percent": 120, "extra": 1}, "extra"),
+    ):
+        r = await client.post(f"{API}/changes/level", headers=h, json=body)
+        assert r.status_code == 400 and word in r.text, (body, r.text)
+    denied = await client.post(
+        f"{API}/changes/level", headers=alice.key_headers(admin=True), json={"percent": 120}
+    )
+    assert denied.status_code == 403
+
+    r = await client.post(f"{API}/changes/level", headers=h, json={"percent": 120})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    proposed = {c["channel_id"]: c for c in out["proposed"]}
+    skipped = {s["channel_id"]: s["reason"] for s in out["skipped"]}
+    assert proposed and set(proposed) | set(skipped) == {c["channel_id"] for c in channels}
+    assert not set(proposed) & set(skipped) and all(skipped.values())
+    for ch in channels:
+        change = proposed.get(ch["channel_id"])
+        if change is None:
+            continue
+        fee = ch["local_policy"]["fee_rate_ppm"]
+        wanted = (fee * 120 + 50) // 100
+        assert change["status"] == "pending" and change["origin"] == "manual"
+        assert change["before"]["fee_rate_ppm"] == fee
+        assert "price level 120 %" in change["reasons"][0]
+        if change["after"]["fee_rate_ppm"] != wanted:  # clipped, and it says so
+            assert f"(level: {wanted}) by the execution bounds" in change["reasons"][1]
+    pending = (await client.get(f"{API}/changes", headers=h, params={"status": "pending"})).json()
+    assert {c["id"] for c in out["proposed"]} <= {c["id"] for c in pending}
+    ids = [c["id"] for c in out["proposed"]]
+    await client.post(f"{API}/changes/reject", headers=h, json={"ids": ids, "reason": "test"})
+
+
 async def test_backups_are_versioned_checked_exported_and_imported(client, admin):
     h = admin.key_headers(admin=True)
     await _monitor(client, admin)  # takes the daily backup

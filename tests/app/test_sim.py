@@ -59,6 +59,23 @@ async def test_bad_requests_are_refused_with_a_message(client, admin):
         ({"senders": 19}, "senders"),
         ({"senders": 501}, "senders"),
         ({"colour": "red"}, "colour"),
+        ({"levels": [9]}, "Price level 9 %: choose 10 to 1000"),
+        ({"levels": [150, 1001]}, "Price level 1001 %"),
+        ({"levels": ["150"]}, "levels"),
+        ({"levels": [1.5]}, "levels"),
+        ({"levels": list(range(10, 31))}, "levels"),
+        (
+            {"policies": ["static", "chargelnd", "lndg", "clboss", "current"], "levels": [1, 2]},
+            "Price level 1",
+        ),
+        (
+            {
+                "policies": ["static", "chargelnd", "lndg", "clboss", "current"],
+                "profiles": ["balanced", "aggressive"],
+                "levels": [50, 200],
+            },
+            "At most 8 policies, profiles and price levels",
+        ),
     ]
     for body, message in cases:
         r = await client.post(f"{API}/sim/runs", headers=h, json=body)
@@ -78,9 +95,14 @@ async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
     body = {
         "policies": ["static", "chargelnd", "lndg", "clboss"],
         "profiles": ["balanced"],
+        "levels": [150, 50, 150],  # sorted, once each
         "days": 5,
         "seed": 3,
         "senders": SENDERS,
+    }
+    fees = {
+        c["channel_id"]: c["local_policy"]["fee_rate_ppm"]
+        for c in (await client.get(f"{API}/channels", headers=h)).json()
     }
     r = await client.post(f"{API}/sim/runs", headers=h, json=body)
     assert r.status_code == 202, r.text
@@ -96,7 +118,24 @@ async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
     assert stats["calibration_target_per_day"] == request["history"]["forwards_per_day"]
     assert stats["calibrated_payments_per_day"] == result["demand"]["payments_per_day"]
     keys = [r["key"] for r in result["results"]]
-    assert keys == ["static", "chargelnd", "lndg", "clboss", "daznode:balanced"]
+    assert keys == [
+        "static",
+        "chargelnd",
+        "lndg",
+        "clboss",
+        "level:50",
+        "level:150",
+        "daznode:balanced",
+    ]
+    assert request["levels"] == [50, 150]
+    for level in result["results"][4:6]:  # each channel at its own fee x the level, held
+        percent = int(level["key"].split(":")[1])
+        assert level["name"] == f"current fees at {percent} %"
+        assert {c["channel_id"]: c["fee_ppm"] for c in level["channels"]} == {
+            c["channel_id"]: (fees[c["channel_id"]] * percent + 50) // 100
+            for c in level["channels"]
+        }
+        assert level["policy_updates"] <= request["channels"]
     for policy in result["results"]:
         assert len(policy["daily"]) == 5
         assert policy["net_profit_msat"] == policy["fees_msat"] - policy["rebalance_cost_msat"]

@@ -34,7 +34,15 @@ from engine.route_tables import (
     route_tree,
     success_probability,
 )
-from engine.sim_policy import FixedFees, KeepFees, PolicyActions, RebalanceOrder
+from engine.sim_policy import (
+    FixedFees,
+    KeepFees,
+    PolicyActions,
+    RebalanceOrder,
+    ScaledFees,
+    scaled_fee,
+)
+from engine.sim_worker import SimInputError, policy_factory
 
 US = "02" + "00" * 32
 
@@ -329,6 +337,29 @@ def test_a_cheaper_fee_wins_traffic_from_the_route_around_us():
     per_forward = cheap.totals["fees_msat"] / cheap.totals["forwarded"]
     mean_amount = cheap.totals["volume_msat"] / cheap.totals["forwarded"]
     assert per_forward == pytest.approx(mean_amount * 50 / 1e6, rel=0.01)
+
+
+def test_a_price_level_scales_each_current_fee_once_and_holds_it():
+    world = prepare(small_world(alt_ppm=500), scenario(channels=our_channels(80, 130)))
+    result = run_policy(world, "level:150", lambda: ScaledFees(150))
+    fees = {c["peer_alias"]: c["fee_ppm"] for c in result.channels}
+    assert fees == {"A": 120, "B": 195}  # each channel's own fee x 1.5, not one flat fee
+    assert result.totals["policy_updates"] == 2  # set once, then held
+    assert result.name == "current fees at 150 %"
+    assert [scaled_fee(f, p) for f, p in ((1, 150), (3, 50), (0, 200), (999, 10))] == [
+        2,
+        2,
+        0,
+        100,
+    ]
+
+
+def test_a_price_level_spec_is_checked_before_the_run():
+    key, factory = policy_factory({"key": "level", "percent": 75})
+    assert key == "level:75" and factory().name == "current fees at 75 %"
+    for bad in (None, 9, 1001, "150", 1.5, True):
+        with pytest.raises(SimInputError, match="percent"):
+            policy_factory({"key": "level", "percent": bad})
 
 
 def test_a_depleted_channel_fails_htlcs_and_senders_go_around():
