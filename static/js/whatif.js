@@ -27,7 +27,9 @@ window.app = Vue.createApp({
       isAdmin: window.DAZNODE_IS_ADMIN === true,
       options: null,
       optionsError: '',
-      form: {policies: ['static', 'chargelnd', 'lndg', 'clboss', 'current'], profiles: ['balanced'], days: 30, seed: 1, calibrate: true, senders: null},
+      form: {policies: ['static', 'chargelnd', 'lndg', 'clboss', 'current'], profiles: ['balanced'], levels: '', days: 30, seed: 1, calibrate: true, senders: null},
+      levelDialog: {show: false, percent: null, sending: false, error: ''},
+      levelProposal: null,
       starting: false,
       cancelling: false,
       cancelError: '',
@@ -94,7 +96,11 @@ window.app = Vue.createApp({
       }))
     },
     chosenCount() {
-      return this.form.policies.length + this.form.profiles.length
+      const levels = this.parseLevels(this.form.levels)
+      return this.form.policies.length + this.form.profiles.length + (levels.error ? 0 : levels.values.length)
+    },
+    levelRange() {
+      return (this.options && this.options.levels) || {min: 10, max: 1000}
     },
     result() {
       return this.run && this.run.result ? this.run.result : null
@@ -187,12 +193,13 @@ window.app = Vue.createApp({
     policyLabel(key) {
       if (!this.options) return key
       if (key.startsWith('daznode:')) return 'Daznode ' + key.slice(8)
+      if (key.startsWith('level:')) return 'current fees at ' + key.slice(6) + ' %'
       const p = this.options.policies.find(x => x.key === key)
       return p ? p.name : key
     },
     runTitle(r) {
       const req = r.request || {}
-      const chosen = [...(req.policies || []), ...(req.profiles || []).map(p => 'daznode:' + p)]
+      const chosen = [...(req.policies || []), ...(req.levels || []).map(p => 'level:' + p), ...(req.profiles || []).map(p => 'daznode:' + p)]
       return chosen.map(k => this.policyLabel(k)).join(', ')
     },
     runBest(r) {
@@ -263,12 +270,47 @@ window.app = Vue.createApp({
       await this.loadRuns(false)
       await this.openRun(job.run_id)
     },
+    levelOf(row) {
+      // A price level's result ("level:150") -> 150; any other policy -> null.
+      const m = /^level:(\d+)$/.exec(row.key || '')
+      return m ? Number(m[1]) : null
+    },
+    parseLevels(text) {
+      // "50, 150 200" -> [50, 150, 200]; the first token that is not a whole number is the error.
+      const tokens = String(text || '').split(/[\s,;]+/).filter(t => t)
+      const bad = tokens.find(t => !/^\d+$/.test(t))
+      if (bad !== undefined) return {values: [], error: `Price levels: "${bad}" is not a whole number of %.`}
+      return {values: tokens.map(Number), error: ''}
+    },
+    askLevel(percent) {
+      this.levelDialog = {show: true, percent, sending: false, error: ''}
+    },
+    async proposeLevel() {
+      const d = this.levelDialog
+      d.sending = true
+      d.error = ''
+      try {
+        const {data} = await this.request('POST', '/changes/level', {percent: d.percent}, true)
+        this.levelProposal = {percent: d.percent, ...data}
+        d.show = false
+      } catch (err) {
+        d.error = this.errorText(err)
+      } finally {
+        d.sending = false
+      }
+    },
     async startRun() {
       this.formError = ''
+      const levels = this.parseLevels(this.form.levels)
+      if (levels.error) {
+        this.formError = levels.error
+        return
+      }
       this.starting = true
       const body = {
         policies: [...this.form.policies],
         profiles: [...this.form.profiles],
+        levels: levels.values,
         days: this.form.days === '' ? null : this.form.days,
         seed: this.form.seed === '' ? null : this.form.seed,
         calibrate: this.form.calibrate,
@@ -307,6 +349,7 @@ window.app = Vue.createApp({
       try {
         const {data} = await this.request('GET', '/sim/runs/' + id, null, true)
         if (mine !== runRequest) return
+        if (!this.run || this.run.id !== data.id) this.levelProposal = null
         this.run = data
         this.runError = ''
         const keys = this.results.map(r => r.key)

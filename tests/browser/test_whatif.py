@@ -114,7 +114,7 @@ def test_the_form_shows_the_choices_and_refuses_bad_input(page, server, admin):
     choose(page, options, set(), set())
     page.get_by_test_id("sim-run").click()
     expect(page.get_by_test_id("sim-error")).to_contain_text(
-        "Choose at least one policy or profile"
+        "Choose at least one policy, profile or price level"
     )
     expect(page.get_by_test_id("profile-balanced")).to_have_attribute("aria-checked", "false")
 
@@ -132,6 +132,18 @@ def test_the_form_shows_the_choices_and_refuses_bad_input(page, server, admin):
     page.get_by_test_id("sim-run").click()
     expect(page.get_by_test_id("sim-error")).to_contain_text("less than or equal to")
     native(page, "sim-days").fill("3")
+
+    # Price levels: a token that is not a whole number is caught on the page, a level out of
+    # range by the server; what was typed stays.
+    native(page, "sim-levels-input").fill("150, 2x")
+    page.get_by_test_id("sim-run").click()
+    expect(page.get_by_test_id("sim-error")).to_contain_text('"2x" is not a whole number of %')
+    native(page, "sim-levels-input").fill("150 5")
+    page.get_by_test_id("sim-run").click()
+    expect(page.get_by_test_id("sim-error")).to_contain_text("Price level 5 %: choose 10 to 1000")
+    expect(native(page, "sim-levels-input")).to_have_value("150 5")
+    native(page, "sim-levels-input").fill("")
+
     expect(native(page, "sim-senders")).to_have_value(str(options["senders"]["default"]))
     native(page, "sim-senders").fill(str(options["senders"]["min"] - 1))
     page.get_by_test_id("sim-run").click()
@@ -149,6 +161,7 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
     expect(page.get_by_test_id("policy-static")).to_be_visible(timeout=30_000)
     policies = {"static", "chargelnd"}
     choose(page, options, policies, {"balanced"})
+    native(page, "sim-levels-input").fill("150")
     native(page, "sim-days").fill(str(DAYS))
     native(page, "sim-seed").fill("7")
     native(page, "sim-senders").fill(str(SENDERS))  # a quick run
@@ -167,7 +180,7 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
     expect(page.get_by_test_id("sim-run-card")).to_contain_text(f"{SENDERS} paying nodes")
     results = run["result"]["results"]
     keys = [r["key"] for r in results]
-    assert set(keys) == policies | {"daznode:balanced"}
+    assert set(keys) == policies | {"level:150", "daznode:balanced"}
     expect(page.get_by_test_id("sim-results")).to_be_visible()
     expect(page.get_by_test_id("sim-run")).to_be_enabled()
 
@@ -204,6 +217,30 @@ def test_a_run_shows_its_progress_then_the_comparison(page, server, admin):
             diff = (r["net_profit_sat"] - static["net_profit_sat"]) / abs(static["net_profit_sat"])
             expect(row.get_by_test_id("val-vs_static")).to_have_text(signed_percent(diff * 100))
     expect(page.get_by_test_id("sim-best")).to_contain_text(best["name"])
+
+    # A price level is proposed from its row: the admin's own changes, in the approval queue.
+    expect(page.locator("[data-test^='propose-level-']")).to_have_count(1)
+    page.get_by_test_id("propose-level-150").click()
+    expect(page.get_by_test_id("level-dialog")).to_contain_text("150 %")
+    with page.expect_response(lambda r: r.url.endswith("/changes/level")) as answer:
+        page.get_by_test_id("level-confirm").click()
+    proposal = answer.value.json()
+    assert answer.value.status == 200 and proposal["proposed"], proposal
+    shown = page.get_by_test_id("level-proposed")
+    expect(shown.get_by_test_id("level-proposed-count")).to_have_text(
+        str(len(proposal["proposed"]))
+    )
+    for skipped in proposal["skipped"]:
+        expect(page.get_by_test_id("level-skipped")).to_contain_text(skipped["reason"])
+    pending = api(server, admin, "/changes?status=pending")
+    assert {c["id"] for c in proposal["proposed"]} <= {c["id"] for c in pending}
+    r = httpx.post(
+        f"{server.url}/daznode/api/v1/changes/reject",
+        headers=admin.key_headers(admin=True),
+        json={"ids": [c["id"] for c in proposal["proposed"]], "reason": "test"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
 
     # The charts: a day per label, a line (bars) per policy; cumulative profit ends at the
     # policy's net profit (the table floors msat to sat).
