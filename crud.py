@@ -791,6 +791,17 @@ async def supersede_orphans(open_channel_ids: Sequence[str], now: int) -> int:
     return result.rowcount or 0
 
 
+async def supersede_pending(origin: str, now: int) -> int:
+    """Every pending proposal of one origin leaves the queue (a newer price level replaces
+    the whole of the last one, including channels the new one leaves out)."""
+    result = await db.execute(
+        "UPDATE daznode.changes SET status = 'superseded', decided_at = :now "
+        "WHERE status = 'pending' AND origin = :origin",
+        {"now": now, "origin": origin},
+    )
+    return result.rowcount or 0
+
+
 async def set_change_outcome(change_id: str, status: str, outcome: str, now: int) -> None:
     await db.execute(
         "UPDATE daznode.changes SET status = :status, outcome = :outcome, decided_at = :now "

@@ -29,7 +29,6 @@ from .engine.impact import (
     evaluate_impact,
 )
 from .engine.node_source import NodeSource, RoutingPolicy
-from .engine.sim_policy import scaled_fee
 from .engine.validate import (
     Bounds,
     ChannelOverride,
@@ -113,6 +112,39 @@ async def load_execution_settings() -> ExecutionSettings:
         return ExecutionSettings(mode="observe")
 
 
+ADMIN_ORIGINS = ("manual", "level")  # proposals the engine leaves alone while they wait
+
+
+def pending_row(
+    change: PolicyChange,
+    *,
+    status: str,
+    reasons: list[str],
+    origin: str,
+    checks: list[str],
+    now: int,
+    confidence: float | None = None,
+) -> dict:
+    """A proposal as the changes table stores it."""
+    return {
+        "id": change.change_id,
+        "created_at": now,
+        "channel_id": change.channel_id,
+        "kind": "policy",
+        "status": status,
+        "before_policy": crud.policy_to_json(change.before),
+        "after_policy": crud.policy_to_json(change.after),
+        "reasons": json.dumps(reasons),
+        "confidence": confidence,
+        "origin": origin,
+        "validation": json.dumps(checks),
+    }
+
+
+def limited_reason(fee_ppm: int, wanted: int, by: str) -> str:
+    return f"limited to {fee_ppm} ppm ({by}: {wanted}) by the execution bounds"
+
+
 def _row(
     change: PolicyChange,
     rec: Recommendation,
@@ -123,23 +155,16 @@ def _row(
 ) -> dict:
     reasons = list(rec.reasons)
     if proposed_fee is not None and proposed_fee != change.after.fee_rate_ppm:
-        reasons.append(
-            f"limited to {change.after.fee_rate_ppm} ppm (engine: {proposed_fee}) "
-            "by the execution bounds"
-        )
-    return {
-        "id": change.change_id,
-        "created_at": now,
-        "channel_id": change.channel_id,
-        "kind": "policy",
-        "status": status,
-        "before_policy": crud.policy_to_json(change.before),
-        "after_policy": crud.policy_to_json(change.after),
-        "reasons": json.dumps(reasons),
-        "confidence": rec.confidence,
-        "origin": "engine" if rec.rule is None else f"rule {rec.rule}",
-        "validation": json.dumps(list(verdict.reasons) or list(verdict.checks)),
-    }
+        reasons.append(limited_reason(change.after.fee_rate_ppm, proposed_fee, "engine"))
+    return pending_row(
+        change,
+        status=status,
+        reasons=reasons,
+        origin="engine" if rec.rule is None else f"rule {rec.rule}",
+        checks=list(verdict.reasons) or list(verdict.checks),
+        now=now,
+        confidence=rec.confidence,
+    )
 
 
 async def update_log(now: int, bounds: Bounds) -> UpdateLog:
@@ -170,7 +195,7 @@ async def propose(recs: list[Recommendation], now: int) -> list[dict]:
         same = pending.get(change.channel_id)
         if not same:
             return False
-        return same["origin"] == "manual" or same["after_policy"] == crud.policy_to_json(
+        return same["origin"] in ADMIN_ORIGINS or same["after_policy"] == crud.policy_to_json(
             change.after
         )
 
@@ -221,63 +246,89 @@ async def propose(recs: list[Recommendation], now: int) -> list[dict]:
     return rows
 
 
-async def propose_level(percent: int, actor: str, now: int) -> tuple[list[str], list[dict]]:
-    """A price level from the what-if page as the admin's own proposals: every open channel
-    at its current fee times percent / 100, clipped into the bounds and validated as one
-    batch (the gossip budget counts them all). Returns the ids proposed and the channels
-    left out, with why. They wait in the approval queue like any manual change."""
+class LevelRefused(Exception):
+    """A price level that cannot be proposed (no channels known yet)."""
+
+
+@dataclass(frozen=True)
+class LevelProposal:
+    proposed: list[str]  # change ids, in the approval queue
+    skipped: list[dict]  # {"channel_id", "reason"}
+    limited: int  # proposals the bounds held short of the simulated fee
+
+
+async def propose_level(
+    targets: dict[str, int], percent: int, actor: str, now: int
+) -> LevelProposal:
+    """A price level from a what-if run as the admin's proposals: each channel at the fee the
+    run simulated for it (`targets`, so proposing twice does not compound), moved towards it
+    as far as the bounds allow and validated as one batch (the gossip budget counts them
+    all). The level's earlier proposals still waiting leave the queue first."""
+    channels = await crud.get_channels()  # largest first: they come first within a budget
+    if not channels:
+        raise LevelRefused("No channels known yet: wait for the monitor's first pass.")
+    await crud.supersede_pending("level", now)
     cfg = await load_execution_settings()
     changes: list[PolicyChange] = []
-    wanted: dict[str, int] = {}
     skipped: list[dict] = []
-    for row in sorted(await crud.get_channels(), key=lambda r: r["channel_id"]):
-        cid = row["channel_id"]
-        if not row["local_policy"]:
-            skipped.append({"channel_id": cid, "reason": "our policy is unknown"})
+    for row in channels:
+        cid, target = row["channel_id"], targets.get(row["channel_id"])
+        why = _level_skip(row, target)
+        if why:
+            skipped.append({"channel_id": cid, "reason": why})
             continue
         before = RoutingPolicy(**row["local_policy"])
-        wanted[cid] = scaled_fee(before.fee_rate_ppm, percent)
-        if wanted[cid] == before.fee_rate_ppm:
-            skipped.append({"channel_id": cid, "reason": "already at this level"})
+        wanted = PolicyChange(
+            uuid.uuid4().hex[:16], cid, before, replace(before, fee_rate_ppm=target), "level"
+        )
+        # Only the fee moves: the clip would also pull other fields into the bounds.
+        fee = clip_to_bounds(wanted, cfg.bounds, cfg.overrides.get(cid)).after.fee_rate_ppm
+        if (fee - before.fee_rate_ppm) * (target - before.fee_rate_ppm) <= 0:
+            skipped.append(
+                {"channel_id": cid, "reason": f"the bounds allow no step to {target} ppm"}
+            )
             continue
-        after = replace(before, fee_rate_ppm=wanted[cid])
-        change = PolicyChange(uuid.uuid4().hex[:16], cid, before, after, "manual")
-        changes.append(clip_to_bounds(change, cfg.bounds, cfg.overrides.get(cid)))
+        changes.append(replace(wanted, after=replace(before, fee_rate_ppm=fee)))
     verdicts = validate_batch(
         changes, cfg.bounds, cfg.overrides, await update_log(now, cfg.bounds), now
     )
     proposed: list[str] = []
+    limited = 0
     for change, verdict in zip(changes, verdicts, strict=True):
         if not verdict.ok:
-            why = "; ".join(verdict.reasons)
-            skipped.append({"channel_id": change.channel_id, "reason": why})
+            skipped.append({"channel_id": change.channel_id, "reason": "; ".join(verdict.reasons)})
             continue
-        reasons = [f"price level {percent} % of the current fees, proposed by {actor}"]
-        if change.after.fee_rate_ppm != wanted[change.channel_id]:
-            reasons.append(
-                f"limited to {change.after.fee_rate_ppm} ppm "
-                f"(level: {wanted[change.channel_id]}) by the execution bounds"
-            )
+        reasons = [f"price level {percent} % from a what-if run, proposed by {actor}"]
+        target = targets[change.channel_id]
+        if change.after.fee_rate_ppm != target:
+            limited += 1
+            reasons.append(limited_reason(change.after.fee_rate_ppm, target, "simulated"))
         await crud.create_change(
-            {
-                "id": change.change_id,
-                "created_at": now,
-                "channel_id": change.channel_id,
-                "kind": "policy",
-                "status": "pending",
-                "before_policy": crud.policy_to_json(change.before),
-                "after_policy": crud.policy_to_json(change.after),
-                "reasons": json.dumps(reasons),
-                "confidence": None,
-                "origin": "manual",
-                "validation": json.dumps(list(verdict.checks)),
-            }
+            pending_row(
+                change,
+                status="pending",
+                reasons=reasons,
+                origin="level",
+                checks=list(verdict.checks),
+                now=now,
+            )
         )
         await crud.add_audit(
             now, actor, "proposed", change.channel_id, crud.policy_to_json(change.after)
         )
         proposed.append(change.change_id)
-    return proposed, skipped
+    return LevelProposal(proposed, skipped, limited)
+
+
+def _level_skip(row: dict, target: int | None) -> str:
+    """Why a channel gets no proposal for a level, or ''."""
+    if target is None:
+        return "not in the simulation (opened since)"
+    if not row["local_policy"]:
+        return "our policy is unknown"
+    if row["local_policy"]["fee_rate_ppm"] == target:
+        return "already at this level"
+    return ""
 
 
 def _change_of(row: dict) -> PolicyChange:

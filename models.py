@@ -315,9 +315,10 @@ class ManualChange(BaseModel):
 
 
 class LevelIn(BaseModel):
+    run_id: str = Field(..., max_length=64, description="The what-if run that simulated it")
     percent: conint(strict=True, ge=LEVEL_MIN_PERCENT, le=LEVEL_MAX_PERCENT) = Field(  # type: ignore[valid-type]
         ...,
-        description=f"Every fee at percent % of the current one "
+        description=f"The run's price level, in % of the fees it started from "
         f"({LEVEL_MIN_PERCENT}-{LEVEL_MAX_PERCENT})",
     )
 
@@ -547,3 +548,4 @@ class ShadowIn(BaseModel):
 class LevelOut(BaseModel):
     proposed: list[ChangeOut]
     skipped: list[SkippedChannel]
+    limited: int = Field(description="Proposals the bounds held short of the simulated fee")

@@ -56,7 +56,7 @@ from .crud import (
     get_monitor_state,
     get_rebalances,
     get_settings,
-    policy_to_json,
+    get_sim_run,
     save_doc,
     save_settings,
     set_change_status,
@@ -82,11 +82,13 @@ from .engine.profiles import (
 from .engine.rules import RuleError, parse_rules, rules_to_doc
 from .engine.validate import ValidationConfigError, validate_policy_change
 from .execution import (
+    LevelRefused,
     apply_changes,
     execution_settings_from_dict,
     export_backup,
     load_execution_settings,
     parse_backup_export,
+    pending_row,
     propose_level,
     rollback,
     update_log,
@@ -768,19 +770,14 @@ async def api_create_change(caller: Admin, body: ManualChange) -> ChangeOut:
     if not verdict.ok:
         raise HTTPException(HTTPStatus.BAD_REQUEST, "; ".join(verdict.reasons))
     now = int(time.time())
-    row = {
-        "id": change.change_id,
-        "created_at": now,
-        "channel_id": change.channel_id,
-        "kind": "policy",
-        "status": "pending",
-        "before_policy": policy_to_json(change.before),
-        "after_policy": policy_to_json(change.after),
-        "reasons": json.dumps([f"proposed by hand by {_actor(caller)}"]),
-        "confidence": None,
-        "origin": "manual",
-        "validation": json.dumps(list(verdict.checks)),
-    }
+    row = pending_row(
+        change,
+        status="pending",
+        reasons=[f"proposed by hand by {_actor(caller)}"],
+        origin="manual",
+        checks=list(verdict.checks),
+        now=now,
+    )
     await create_change(row)
     await add_audit(now, _actor(caller), "proposed", change.channel_id, row["after_policy"])
     return _change_out((await get_changes_by_id([change.change_id]))[0])
@@ -789,14 +786,33 @@ async def api_create_change(caller: Admin, body: ManualChange) -> ChangeOut:
 @daznode_api_router.post(
     "/changes/level",
     response_model=LevelOut,
-    summary="Propose a price level: every fee at percent % of the current one (admins)",
+    summary="Propose a what-if run's price level: each channel at the fee it simulated (admins)",
 )
 async def api_propose_level(caller: Admin, body: LevelIn) -> LevelOut:
-    proposed, skipped = await propose_level(body.percent, _actor(caller), int(time.time()))
-    rows = await get_changes_by_id(proposed)
+    run = await get_sim_run(body.run_id)
+    if run is None:
+        raise HTTPException(HTTPStatus.NOT_FOUND, "No such simulation run.")
+    level = next(
+        (
+            r
+            for r in (run.get("result") or {}).get("results", [])
+            if r["key"] == f"level:{body.percent}"
+        ),
+        None,
+    )
+    if run["status"] != "done" or level is None:
+        raise HTTPException(
+            HTTPStatus.BAD_REQUEST, f"This run has no finished price level {body.percent} %."
+        )
+    targets = {c["channel_id"]: int(c["fee_ppm"]) for c in level["channels"]}
+    try:
+        out = await propose_level(targets, body.percent, _actor(caller), int(time.time()))
+    except LevelRefused as exc:
+        raise HTTPException(HTTPStatus.CONFLICT, str(exc)) from None
     return LevelOut(
-        proposed=[_change_out(r) for r in rows],
-        skipped=[SkippedChannel(**s) for s in skipped],
+        proposed=[_change_out(r) for r in await get_changes_by_id(out.proposed)],
+        skipped=[SkippedChannel(**s) for s in out.skipped],
+        limited=out.limited,
     )
 
 

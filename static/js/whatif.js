@@ -97,7 +97,7 @@ window.app = Vue.createApp({
     },
     chosenCount() {
       const levels = this.parseLevels(this.form.levels)
-      return this.form.policies.length + this.form.profiles.length + (levels.error ? 0 : levels.values.length)
+      return this.form.policies.length + this.form.profiles.length + levels.values.length
     },
     levelRange() {
       return (this.options && this.options.levels) || {min: 10, max: 1000}
@@ -280,19 +280,22 @@ window.app = Vue.createApp({
       const tokens = String(text || '').split(/[\s,;]+/).filter(t => t)
       const bad = tokens.find(t => !/^\d+$/.test(t))
       if (bad !== undefined) return {values: [], error: `Price levels: "${bad}" is not a whole number of %.`}
-      return {values: tokens.map(Number), error: ''}
+      return {values: [...new Set(tokens.map(Number))], error: ''}
     },
     askLevel(percent) {
-      this.levelDialog = {show: true, percent, sending: false, error: ''}
+      this.levelDialog = {show: true, percent, runId: this.run.id, sending: false, error: ''}
     },
     async proposeLevel() {
       const d = this.levelDialog
       d.sending = true
       d.error = ''
       try {
-        const {data} = await this.request('POST', '/changes/level', {percent: d.percent}, true)
-        this.levelProposal = {percent: d.percent, ...data}
-        d.show = false
+        const {data} = await this.request('POST', '/changes/level', {run_id: d.runId, percent: d.percent}, true)
+        // The dialog may have been closed and another level asked for meanwhile.
+        if (this.levelDialog === d && this.run && this.run.id === d.runId) {
+          this.levelProposal = {percent: d.percent, ...data}
+          d.show = false
+        }
       } catch (err) {
         d.error = this.errorText(err)
       } finally {

@@ -149,6 +149,65 @@ async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
     listed = (await client.get(f"{API}/sim/runs?kind=whatif", headers=h)).json()
     assert listed[0]["id"] == run_id and "result" not in listed[0]
     assert [s["key"] for s in listed[0]["summary"]] == keys
+    await propose_the_levels(client, h, run_id, result["results"][4:6])
+
+
+async def propose_the_levels(client, h: dict, run_id: str, levels: list[dict]) -> None:
+    """Each channel at the fee the run simulated for it (not the current fee scaled again),
+    as far as the bounds allow; a second level replaces the first one still waiting."""
+    for body, status, word in (
+        ({"run_id": "nosuchrun", "percent": 150}, 404, "No such simulation run"),
+        ({"run_id": run_id, "percent": 120}, 400, "no finished price level 120 %"),
+        ({"run_id": run_id, "percent": 9}, 400, "percent"),
+        ({"run_id": run_id, "percent": "150"}, 400, "percent"),
+        ({"percent": 150}, 400, "run_id"),
+        ({"run_id": run_id, "percent": 150, "extra": 1}, 400, "extra"),
+    ):
+        r = await client.post(f"{API}/changes/level", headers=h, json=body)
+        assert r.status_code == status and word in r.text, (body, r.text)
+    channels = {c["channel_id"]: c for c in (await client.get(f"{API}/channels", headers=h)).json()}
+    first = None
+    for level in levels:
+        percent = int(level["key"].split(":")[1])
+        body = {"run_id": run_id, "percent": percent}
+        r = await client.post(f"{API}/changes/level", headers=h, json=body)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        simulated = {c["channel_id"]: c["fee_ppm"] for c in level["channels"]}
+        proposed = {c["channel_id"]: c for c in out["proposed"]}
+        skipped = {s["channel_id"]: s["reason"] for s in out["skipped"]}
+        assert proposed and set(proposed) | set(skipped) == set(channels)
+        assert not set(proposed) & set(skipped) and all(skipped.values())
+        limited = 0
+        for cid, change in proposed.items():
+            before = channels[cid]["local_policy"]["fee_rate_ppm"]
+            after, target = change["after"]["fee_rate_ppm"], simulated[cid]
+            assert change["status"] == "pending" and change["origin"] == "level"
+            assert change["before"]["fee_rate_ppm"] == before
+            assert f"price level {percent} %" in change["reasons"][0]
+            assert (after - before) * (target - before) > 0  # towards the simulated fee
+            assert abs(after - before) <= abs(target - before)
+            if after != target:  # held short by the bounds, and it says so
+                limited += 1
+                assert f"(simulated: {target}) by the execution bounds" in change["reasons"][1]
+            # only the fee moves
+            assert {k: v for k, v in change["after"].items() if k != "fee_rate_ppm"} == {
+                k: v for k, v in change["before"].items() if k != "fee_rate_ppm"
+            }
+        assert out["limited"] == limited
+        if first is None:
+            first = out
+    # The second level replaced the first one still waiting.
+    changes = {c["id"]: c for c in (await client.get(f"{API}/changes", headers=h)).json()}
+    assert all(changes[c["id"]]["status"] == "superseded" for c in first["proposed"])
+    pending = [
+        c["id"] for c in changes.values() if c["status"] == "pending" and c["origin"] == "level"
+    ]
+    assert set(pending) == {c["id"] for c in out["proposed"]}
+    r = await client.post(
+        f"{API}/changes/reject", headers=h, json={"ids": pending, "reason": "test"}
+    )
+    assert r.status_code == 200, r.text
 
 
 async def test_a_running_simulation_can_be_cancelled_and_is_kept_as_cancelled(client, admin):
