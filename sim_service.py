@@ -346,10 +346,23 @@ async def save_shadow_settings(enabled: bool, days: int, senders: int, now: int)
     return await shadow_settings()
 
 
+# Halved and doubled: is the node as a whole priced too high or too low? Its own forwards take
+# most of a year to tell (docs/SIMULATION.md, "One price level per node"); the daily runs
+# compare both with the current fees on the same payments, each day on new ones.
+SHADOW_LEVELS = (50, 200)
+
+
 async def start_shadow(now: int) -> str:
     cfg = await shadow_settings()
     return await start(
-        "shadow", ["current"], ["active"], cfg["days"], now // DAY, True, cfg["senders"]
+        "shadow",
+        ["current"],
+        ["active"],
+        cfg["days"],
+        now // DAY,
+        True,
+        cfg["senders"],
+        list(SHADOW_LEVELS),
     )
 
 
@@ -374,11 +387,21 @@ def shadow_outcome(run: dict) -> dict[str, Any] | None:
     engine = next((s for k, s in by_key.items() if k.startswith("daznode:")), None)
     if not current or not engine:
         return None
+    levels = [
+        {
+            "percent": int(k.split(":", 1)[1]),
+            "sat": s["net_profit_sat"],
+            "difference_sat": s["net_profit_sat"] - current["net_profit_sat"],
+        }
+        for k, s in by_key.items()
+        if k.startswith("level:")
+    ]
     return {
         "current_sat": current["net_profit_sat"],
         "engine_sat": engine["net_profit_sat"],
         "difference_sat": engine["net_profit_sat"] - current["net_profit_sat"],
         "profile": engine["key"].split(":", 1)[1],
+        "levels": sorted(levels, key=lambda lv: lv["percent"]),
     }
 
 
@@ -387,8 +410,21 @@ def shadow_track_record(runs: list[dict]) -> dict[str, Any]:
     if not outcomes:
         return {"runs": 0}
     diffs = [o["difference_sat"] for o in outcomes]
+    by_level: dict[int, list[int]] = {}
+    for o in outcomes:
+        for lv in o["levels"]:
+            by_level.setdefault(lv["percent"], []).append(lv["difference_sat"])
     return {
         "runs": len(outcomes),
         "engine_ahead": sum(1 for d in diffs if d > 0),
         "median_difference_sat": int(statistics.median(diffs)),
+        "levels": [
+            {
+                "percent": p,
+                "runs": len(d),
+                "ahead": sum(1 for x in d if x > 0),
+                "median_difference_sat": int(statistics.median(d)),
+            }
+            for p, d in sorted(by_level.items())
+        ],
     }

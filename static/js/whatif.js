@@ -166,6 +166,15 @@ window.app = Vue.createApp({
       if (!t || !t.runs) return ''
       const median = t.median_difference_sat
       return `Engine ahead in ${t.engine_ahead} of ${t.runs} run${t.runs === 1 ? '' : 's'}; median difference ${median > 0 ? '+' : ''}${this.formatSat(median)} sat.`
+    },
+    shadowLevelTexts() {
+      const t = this.shadow && this.shadow.track_record
+      return ((t && t.levels) || []).map(lv => ({
+        percent: lv.percent,
+        text:
+          `At ${lv.percent} % of the current fees: ahead of them in ${lv.ahead} of ${lv.runs} run${lv.runs === 1 ? '' : 's'}, ` +
+          `median difference ${lv.median_difference_sat > 0 ? '+' : ''}${this.formatSat(lv.median_difference_sat)} sat.`
+      }))
     }
   },
   methods: {

@@ -4,6 +4,7 @@ its own forwarding history calibrating the demand, the worker process doing the 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 import time
 
@@ -255,6 +256,24 @@ async def test_shadow_mode_runs_the_engine_next_to_the_current_fees(client, admi
     assert shadow["runs"][0]["request"]["senders"] == SENDERS
     outcome = shadow["runs"][0]["outcome"]
     assert outcome["difference_sat"] == outcome["engine_sat"] - outcome["current_sat"]
+    # The current fees halved and doubled run next to them, on the same payments.
+    assert shadow["runs"][0]["request"]["levels"] == [50, 200]
+    assert [lv["percent"] for lv in outcome["levels"]] == [50, 200]
+    for lv in outcome["levels"]:
+        assert lv["difference_sat"] == lv["sat"] - outcome["current_sat"]
+    diffs = {50: [], 200: []}
+    for run in shadow["runs"]:
+        for lv in (run["outcome"] or {}).get("levels", []):
+            diffs[lv["percent"]].append(lv["difference_sat"])
+    assert shadow["track_record"]["levels"] == [
+        {
+            "percent": p,
+            "runs": len(d),
+            "ahead": sum(1 for x in d if x > 0),
+            "median_difference_sat": int(statistics.median(d)),
+        }
+        for p, d in diffs.items()
+    ]
     await client.put(f"{API}/sim/shadow", headers=h, json={"enabled": False, "days": 2})
 
 

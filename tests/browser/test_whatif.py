@@ -357,6 +357,12 @@ def test_shadow_mode_runs_and_keeps_a_track_record(page, server, admin):
         expect(page.get_by_test_id("shadow-record")).to_contain_text(
             f"Engine ahead in {record['engine_ahead']} of {record['runs']} run"
         )
+        assert [lv["percent"] for lv in record["levels"]] == [50, 200]
+        for lv in record["levels"]:
+            expect(page.get_by_test_id(f"shadow-level-{lv['percent']}")).to_contain_text(
+                f"At {lv['percent']} % of the current fees: ahead of them in "
+                f"{lv['ahead']} of {lv['runs']} run"
+            )
     finally:
         toggle.click()  # off again
         wait_until(lambda: api(server, admin, "/sim/shadow")["enabled"] is False)
