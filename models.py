@@ -239,6 +239,11 @@ class RecommendationOut(BaseModel):
     suggested: SuggestionOut
     current_fee_ppm: int | None
     rule: str | None
+    admin_change_waiting: bool = Field(
+        False,
+        description="An admin's own proposal (by hand or a price level) waits for this "
+        "channel: the engine proposes nothing here until it is approved or rejected",
+    )
 
 
 class RecommendationsOut(BaseModel):

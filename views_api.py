@@ -82,6 +82,7 @@ from .engine.profiles import (
 from .engine.rules import RuleError, parse_rules, rules_to_doc
 from .engine.validate import ValidationConfigError, validate_policy_change
 from .execution import (
+    ADMIN_ORIGINS,
     LevelRefused,
     apply_changes,
     execution_settings_from_dict,
@@ -480,12 +481,17 @@ async def api_recommendations(
             f"unknown decision {', '.join(unknown)}; use one of {', '.join(DECISIONS)}.",
         )
     result, _by_id = await _evaluation()
-    result.data = [
-        r
+    waiting = {
+        c["channel_id"]
+        for c in await get_changes("pending")
+        if c["kind"] == "policy" and c["origin"] in ADMIN_ORIGINS
+    }
+    data = [
+        r.copy(update={"admin_change_waiting": r.channel_id in waiting})
         for r in result.data
         if r.confidence >= min_confidence and (not wanted or r.decision in wanted)
     ]
-    return result
+    return result.copy(update={"data": data})
 
 
 @daznode_api_router.get(

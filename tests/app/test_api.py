@@ -194,6 +194,9 @@ async def test_recommendations_cover_every_channel_and_filter(client, admin, ali
         await client.get(f"{API}/recommendations", headers=h, params={"min_confidence": 0.9})
     ).json()["data"]
     assert all(x["confidence"] >= 0.9 for x in sure)
+    # A filter answers one request: the next one sees every channel again.
+    again = (await client.get(f"{API}/recommendations", headers=h)).json()["data"]
+    assert [x["channel_id"] for x in again] == [x["channel_id"] for x in body["data"]]
     bad = await client.get(f"{API}/recommendations", headers=h, params={"decision": "SELL"})
     assert bad.status_code == 400 and "SELL" in bad.json()["detail"]
 

@@ -198,6 +198,8 @@ async def test_the_engine_leaves_an_admins_pending_change_alone(client, admin):
     recs = (await client.get(f"{API}/recommendations", headers=h)).json()["data"]
     rec = next(r for r in recs if r["channel_id"] == cid)  # the engine still wants a change
     assert rec["decision"] in ("INCREASE_FEES", "DECREASE_FEES"), rec
+    # ... and the dashboard says why nothing is proposed for it.
+    assert [r["channel_id"] for r in recs if r["admin_change_waiting"]] == [cid]
     changes = (await client.get(f"{API}/changes", headers=h)).json()
     assert next(c for c in changes if c["id"] == mine.json()["id"])["status"] == "pending"
     assert not [
