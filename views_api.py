@@ -460,6 +460,15 @@ async def _evaluate_now() -> tuple[RecommendationsOut, dict[str, RecommendationO
     return result, {r.channel_id: r for r in out}
 
 
+async def _admin_changes_waiting() -> set[str]:
+    """Channels with an admin's own proposal in the queue (the engine leaves them alone)."""
+    return {
+        c["channel_id"]
+        for c in await get_changes("pending")
+        if c["kind"] == "policy" and c["origin"] in ADMIN_ORIGINS
+    }
+
+
 DECISIONS = tuple(d.value for d in Decision)
 
 
@@ -481,11 +490,7 @@ async def api_recommendations(
             f"unknown decision {', '.join(unknown)}; use one of {', '.join(DECISIONS)}.",
         )
     result, _by_id = await _evaluation()
-    waiting = {
-        c["channel_id"]
-        for c in await get_changes("pending")
-        if c["kind"] == "policy" and c["origin"] in ADMIN_ORIGINS
-    }
+    waiting = await _admin_changes_waiting()
     data = [
         r.copy(update={"admin_change_waiting": r.channel_id in waiting})
         for r in result.data
@@ -504,7 +509,8 @@ async def api_channel_score(channel_id: str, _: Reader) -> RecommendationOut:
     _result, by_id = await _evaluation()
     if row["channel_id"] not in by_id:
         raise HTTPException(HTTPStatus.NOT_FOUND, f"Channel {row['channel_id']} is closed.")
-    return by_id[row["channel_id"]]
+    waiting = row["channel_id"] in await _admin_changes_waiting()
+    return by_id[row["channel_id"]].copy(update={"admin_change_waiting": waiting})
 
 
 async def _profile_out() -> ProfileOut:

@@ -200,6 +200,8 @@ async def test_the_engine_leaves_an_admins_pending_change_alone(client, admin):
     assert rec["decision"] in ("INCREASE_FEES", "DECREASE_FEES"), rec
     # ... and the dashboard says why nothing is proposed for it.
     assert [r["channel_id"] for r in recs if r["admin_change_waiting"]] == [cid]
+    score = (await client.get(f"{API}/channels/{cid}/score", headers=h)).json()
+    assert score["admin_change_waiting"] is True
     changes = (await client.get(f"{API}/changes", headers=h)).json()
     assert next(c for c in changes if c["id"] == mine.json()["id"])["status"] == "pending"
     assert not [
