@@ -140,6 +140,9 @@ def test_approve_a_change_and_see_it_on_the_node(page, server, admin):
         has_text=f"fee_rate_ppm: {fee} → {wanted}"
     )
     expect(row).to_have_count(1)
+    # The engine leaves the channel alone meanwhile, and its recommendation says so.
+    rec = page.locator(f"tr[data-test='rec-{ch['channel_id']}']")
+    expect(rec.get_by_test_id("admin-change-waiting")).to_be_visible(timeout=30_000)
     row.locator(".q-checkbox").first.click()
     page.get_by_test_id("approve").click()
     channel_row = page.locator(f"tr[data-test='channel-{ch['channel_id']}']")
