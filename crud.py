@@ -721,23 +721,46 @@ async def audit_page(page: int, size: int) -> tuple[list[dict], int]:
     return rows, int(total[0]["n"])
 
 
+async def _insert_change(tx: Tx, row: dict) -> int:
+    """Insert a proposal after retiring the pending one for the same channel and kind;
+    returns how many it retired."""
+    retired = await tx.run(
+        "UPDATE daznode.changes SET status = 'superseded', decided_at = :created_at "
+        "WHERE channel_id = :channel_id AND kind = :kind AND status = 'pending'",
+        row,
+    )
+    await tx.run(
+        """
+        INSERT INTO daznode.changes (id, created_at, channel_id, kind, status,
+            before_policy, after_policy, reasons, confidence, origin, validation, action)
+        VALUES (:id, :created_at, :channel_id, :kind, :status, :before_policy,
+            :after_policy, :reasons, :confidence, :origin, :validation, :action)
+        """,
+        {"action": "{}", **row},
+    )
+    return retired.rowcount or 0
+
+
 async def create_change(row: dict) -> None:
     """A proposal; a newer pending proposal for the same channel supersedes the older one."""
     async with transaction() as tx:
-        await tx.run(
-            "UPDATE daznode.changes SET status = 'superseded', decided_at = :created_at "
-            "WHERE channel_id = :channel_id AND kind = :kind AND status = 'pending'",
-            row,
+        await _insert_change(tx, row)
+
+
+async def replace_pending_origin(origin: str, rows: list[dict], now: int) -> int:
+    """One transaction: every pending proposal of `origin` leaves the queue (a newer price
+    level replaces the whole of the last one, channels it leaves out included), then `rows`
+    go in, each retiring what else waits on its channel. Returns how many left the queue."""
+    async with transaction() as tx:
+        result = await tx.run(
+            "UPDATE daznode.changes SET status = 'superseded', decided_at = :now "
+            "WHERE status = 'pending' AND origin = :origin",
+            {"now": now, "origin": origin},
         )
-        await tx.run(
-            """
-            INSERT INTO daznode.changes (id, created_at, channel_id, kind, status,
-                before_policy, after_policy, reasons, confidence, origin, validation, action)
-            VALUES (:id, :created_at, :channel_id, :kind, :status, :before_policy,
-                :after_policy, :reasons, :confidence, :origin, :validation, :action)
-            """,
-            {"action": "{}", **row},
-        )
+        retired = result.rowcount or 0
+        for row in rows:
+            retired += await _insert_change(tx, row)
+    return retired
 
 
 async def get_changes(status: str | None = None, limit: int = 500) -> list[dict]:
@@ -787,17 +810,6 @@ async def supersede_orphans(open_channel_ids: Sequence[str], now: int) -> int:
         "UPDATE daznode.changes SET status = 'superseded', decided_at = :now "  # noqa: S608
         f"WHERE status = 'pending' {keep}",
         {"now": now, **names},
-    )
-    return result.rowcount or 0
-
-
-async def supersede_pending(origin: str, now: int) -> int:
-    """Every pending proposal of one origin leaves the queue (a newer price level replaces
-    the whole of the last one, including channels the new one leaves out)."""
-    result = await db.execute(
-        "UPDATE daznode.changes SET status = 'superseded', decided_at = :now "
-        "WHERE status = 'pending' AND origin = :origin",
-        {"now": now, "origin": origin},
     )
     return result.rowcount or 0
 

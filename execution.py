@@ -255,19 +255,22 @@ class LevelProposal:
     proposed: list[str]  # change ids, in the approval queue
     skipped: list[dict]  # {"channel_id", "reason"}
     limited: int  # proposals the bounds held short of the simulated fee
+    superseded: int  # proposals that left the queue for these (the last level, and any
+    # other change waiting on a channel proposed now)
 
 
 async def propose_level(
-    targets: dict[str, int], percent: int, actor: str, now: int
+    targets: dict[str, int], percent: int, label: str, actor: str, now: int
 ) -> LevelProposal:
-    """A price level from a what-if run as the admin's proposals: each channel at the fee the
-    run simulated for it (`targets`, so proposing twice does not compound), moved towards it
-    as far as the bounds allow and validated as one batch (the gossip budget counts them
-    all). The level's earlier proposals still waiting leave the queue first."""
+    """A price level from a what-if run (`label` names it) as the admin's proposals: each
+    channel at the fee the run simulated for it (`targets`, so proposing twice does not
+    compound), the fee moved towards it as far as the bounds allow (inbound discounts
+    shrunk to fit under it) and validated as one batch, largest channels first (the gossip
+    budget counts them all). When anything is proposed, the last level still waiting leaves
+    the queue in the same transaction; when nothing is, it stays."""
     channels = await crud.get_channels()  # largest first: they come first within a budget
     if not channels:
         raise LevelRefused("No channels known yet: wait for the monitor's first pass.")
-    await crud.supersede_pending("level", now)
     cfg = await load_execution_settings()
     changes: list[PolicyChange] = []
     skipped: list[dict] = []
@@ -278,32 +281,28 @@ async def propose_level(
             skipped.append({"channel_id": cid, "reason": why})
             continue
         before = RoutingPolicy(**row["local_policy"])
-        wanted = PolicyChange(
-            uuid.uuid4().hex[:16], cid, before, replace(before, fee_rate_ppm=target), "level"
-        )
-        # Only the fee moves: the clip would also pull other fields into the bounds.
-        fee = clip_to_bounds(wanted, cfg.bounds, cfg.overrides.get(cid)).after.fee_rate_ppm
-        if (fee - before.fee_rate_ppm) * (target - before.fee_rate_ppm) <= 0:
+        change = _towards_level(cid, before, target, cfg)
+        if change is None:
             skipped.append(
                 {"channel_id": cid, "reason": f"the bounds allow no step to {target} ppm"}
             )
             continue
-        changes.append(replace(wanted, after=replace(before, fee_rate_ppm=fee)))
+        changes.append(change)
     verdicts = validate_batch(
         changes, cfg.bounds, cfg.overrides, await update_log(now, cfg.bounds), now
     )
-    proposed: list[str] = []
+    rows: list[dict] = []
     limited = 0
     for change, verdict in zip(changes, verdicts, strict=True):
         if not verdict.ok:
             skipped.append({"channel_id": change.channel_id, "reason": "; ".join(verdict.reasons)})
             continue
-        reasons = [f"price level {percent} % from a what-if run, proposed by {actor}"]
+        reasons = [f"price level {percent} % from {label}, proposed by {actor}"]
         target = targets[change.channel_id]
         if change.after.fee_rate_ppm != target:
             limited += 1
             reasons.append(limited_reason(change.after.fee_rate_ppm, target, "simulated"))
-        await crud.create_change(
+        rows.append(
             pending_row(
                 change,
                 status="pending",
@@ -313,17 +312,40 @@ async def propose_level(
                 now=now,
             )
         )
+    superseded = await crud.replace_pending_origin("level", rows, now) if rows else 0
+    for row in rows:
+        await crud.add_audit(now, actor, "proposed", row["channel_id"], row["after_policy"])
+    if superseded:
         await crud.add_audit(
-            now, actor, "proposed", change.channel_id, crud.policy_to_json(change.after)
+            now, actor, "superseded", "", f"{superseded} by price level {percent} %"
         )
-        proposed.append(change.change_id)
-    return LevelProposal(proposed, skipped, limited)
+    return LevelProposal([r["id"] for r in rows], skipped, limited, superseded)
+
+
+def _towards_level(
+    cid: str, before: RoutingPolicy, target: int, cfg: ExecutionSettings
+) -> PolicyChange | None:
+    """The fee moved from `before` towards `target` as far as the bounds allow, never past
+    it; an inbound discount larger than the new fee shrinks to it (the validator refuses a
+    negative total). None when the bounds allow no move that way."""
+    wanted = PolicyChange(
+        uuid.uuid4().hex[:16], cid, before, replace(before, fee_rate_ppm=target), "level"
+    )
+    fee = clip_to_bounds(wanted, cfg.bounds, cfg.overrides.get(cid)).after.fee_rate_ppm
+    step, goal = fee - before.fee_rate_ppm, target - before.fee_rate_ppm
+    if step * goal <= 0:
+        return None
+    fee = before.fee_rate_ppm + (step if abs(step) <= abs(goal) else goal)  # not past it
+    inbound = before.inbound_fee_rate_ppm
+    if inbound is not None:
+        inbound = min(0, max(-fee, inbound))
+    return replace(wanted, after=replace(before, fee_rate_ppm=fee, inbound_fee_rate_ppm=inbound))
 
 
 def _level_skip(row: dict, target: int | None) -> str:
     """Why a channel gets no proposal for a level, or ''."""
     if target is None:
-        return "not in the simulation (opened since)"
+        return "not in the simulation (opened since, or its peer was not in the graph)"
     if not row["local_policy"]:
         return "our policy is unknown"
     if row["local_policy"]["fee_rate_ppm"] == target:

@@ -554,3 +554,7 @@ class LevelOut(BaseModel):
     proposed: list[ChangeOut]
     skipped: list[SkippedChannel]
     limited: int = Field(description="Proposals the bounds held short of the simulated fee")
+    superseded: int = Field(
+        description="Proposals that left the queue for these: the last level still waiting, "
+        "and any other change waiting on a channel proposed now"
+    )

@@ -294,7 +294,11 @@ async def _run(run_id: str, graph: NetworkGraph, scenario: Scenario, specs: list
     finished = int(time.time())
     try:
         await crud.finish_sim_run(run_id, finished, result=result, summary=summary)
-    except BaseException:  # not stored (or cancelled while storing): not done either
+    except asyncio.CancelledError:  # stopped while storing: not done either
+        job.state, job.phase, job.finished_at = "cancelled", "cancelled", finished
+        job.error = f"cancelled: {_cancel_reason}"
+        raise
+    except Exception:
         job.state, job.error, job.finished_at = "failed", "the result could not be stored", finished
         raise
     job.state, job.progress, job.phase, job.finished_at = "idle", 1.0, "done", finished

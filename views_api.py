@@ -795,6 +795,9 @@ async def api_create_change(caller: Admin, body: ManualChange) -> ChangeOut:
     return _change_out((await get_changes_by_id([change.change_id]))[0])
 
 
+LEVEL_RUN_MAX_AGE_DAYS = 7  # older runs started from fees the node has likely left
+
+
 @daznode_api_router.post(
     "/changes/level",
     response_model=LevelOut,
@@ -816,15 +819,27 @@ async def api_propose_level(caller: Admin, body: LevelIn) -> LevelOut:
         raise HTTPException(
             HTTPStatus.BAD_REQUEST, f"This run has no finished price level {body.percent} %."
         )
+    now = int(time.time())
+    age_days = (now - int(run["created_at"])) / 86400
+    if age_days > LEVEL_RUN_MAX_AGE_DAYS:
+        raise HTTPException(
+            HTTPStatus.BAD_REQUEST,
+            f"This run is {age_days:.0f} days old and the node's fees have moved since: "
+            "run the simulation again and propose from the new run.",
+        )
     targets = {c["channel_id"]: int(c["fee_ppm"]) for c in level["channels"]}
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(run["created_at"])))
     try:
-        out = await propose_level(targets, body.percent, _actor(caller), int(time.time()))
+        out = await propose_level(
+            targets, body.percent, f"the what-if run of {started}", _actor(caller), now
+        )
     except LevelRefused as exc:
         raise HTTPException(HTTPStatus.CONFLICT, str(exc)) from None
     return LevelOut(
         proposed=[_change_out(r) for r in await get_changes_by_id(out.proposed)],
         skipped=[SkippedChannel(**s) for s in out.skipped],
         limited=out.limited,
+        superseded=out.superseded,
     )
 
 

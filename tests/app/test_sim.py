@@ -156,7 +156,12 @@ async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
 async def propose_the_levels(client, h: dict, run_id: str, levels: list[dict]) -> None:
     """Each channel at the fee the run simulated for it (not the current fee scaled again),
     as far as the bounds allow; a second level replaces the first one still waiting."""
+    crud = sys.modules["daznode.crud"]
+    old, week = int(time.time()) - 8 * 86400, {"results": [{"key": "level:150", "channels": []}]}
+    await crud.create_sim_run("old-level-run", "whatif", {}, old)
+    await crud.finish_sim_run("old-level-run", old, result=week, summary=[])
     for body, status, word in (
+        ({"run_id": "old-level-run", "percent": 150}, 400, "8 days old"),
         ({"run_id": "nosuchrun", "percent": 150}, 404, "No such simulation run"),
         ({"run_id": run_id, "percent": 120}, 400, "no finished price level 120 %"),
         ({"run_id": run_id, "percent": 9}, 400, "percent"),
@@ -185,7 +190,7 @@ async def propose_the_levels(client, h: dict, run_id: str, levels: list[dict]) -
             after, target = change["after"]["fee_rate_ppm"], simulated[cid]
             assert change["status"] == "pending" and change["origin"] == "level"
             assert change["before"]["fee_rate_ppm"] == before
-            assert f"price level {percent} %" in change["reasons"][0]
+            assert f"price level {percent} % from the what-if run of " in change["reasons"][0]
             assert (after - before) * (target - before) > 0  # towards the simulated fee
             assert abs(after - before) <= abs(target - before)
             if after != target:  # held short by the bounds, and it says so
@@ -198,6 +203,8 @@ async def propose_the_levels(client, h: dict, run_id: str, levels: list[dict]) -
         assert out["limited"] == limited
         if first is None:
             first = out
+        else:  # the first level's proposals all left the queue for the second's
+            assert out["superseded"] >= len(first["proposed"])
     # The second level replaced the first one still waiting.
     changes = {c["id"]: c for c in (await client.get(f"{API}/changes", headers=h)).json()}
     assert all(changes[c["id"]]["status"] == "superseded" for c in first["proposed"])
@@ -209,6 +216,27 @@ async def propose_the_levels(client, h: dict, run_id: str, levels: list[dict]) -
         f"{API}/changes/reject", headers=h, json={"ids": pending, "reason": "test"}
     )
     assert r.status_code == 200, r.text
+
+
+async def test_a_level_moves_only_the_fee_towards_its_target_within_the_bounds(client):
+    execution = sys.modules["daznode.execution"]
+    policy = sys.modules["daznode.engine.node_source"].RoutingPolicy
+    cfg = execution.ExecutionSettings()  # default bounds: 0-5000 ppm, one step = half the fee
+
+    def towards(fee: int, target: int, inbound: int | None = None):
+        before = policy(0, fee, 40, 1000, 10**9, inbound_fee_rate_ppm=inbound)
+        change = execution._towards_level("1x1x1", before, target, cfg)
+        return None if change is None else change.after
+
+    assert towards(100, 150).fee_rate_ppm == 150  # within one step: the target itself
+    assert towards(100, 400).fee_rate_ppm == 150  # one step, towards it
+    assert towards(100, 50).fee_rate_ppm == 50
+    assert towards(6000, 5500).fee_rate_ppm == 5500  # into the range, never past the target
+    assert towards(5000, 7500) is None  # at the maximum: no step up
+    after = towards(150, 50, inbound=-80)  # the discount shrinks under the new fee
+    assert (after.fee_rate_ppm, after.inbound_fee_rate_ppm) == (75, -75)
+    assert towards(150, 100, inbound=-20).inbound_fee_rate_ppm == -20
+    assert (after.base_fee_msat, after.cltv_delta) == (0, 40)  # nothing else moves
 
 
 async def test_a_running_simulation_can_be_cancelled_and_is_kept_as_cancelled(client, admin):
