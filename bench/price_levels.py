@@ -3,7 +3,7 @@ placements and their seeds, next to the best baseline (docs/SIMULATION.md, "One 
 per node"). A reference in hindsight, not a policy: it shows how far the node's price level
 alone moves the result, which the node's own forwards cannot tell within the horizon.
 
-    python bench/price_levels.py [--seeds 8]      # markdown on stdout; about 28 min on 2 cores
+    python bench/price_levels.py [--seeds 8]      # markdown on stdout; about 25 min on 2 cores
 
 Not part of `make bench` (the decision tables there already take most of an hour).
 """
