@@ -814,6 +814,19 @@ async def supersede_orphans(open_channel_ids: Sequence[str], now: int) -> int:
     return result.rowcount or 0
 
 
+async def last_change_of_origin(origin: str) -> tuple[int | None, int]:
+    """When a proposal of this origin was last made, and how many of them wait now."""
+    row = await db.fetchone(
+        "SELECT MAX(created_at) AS last, "
+        "SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS waiting "
+        "FROM daznode.changes WHERE origin = :origin",
+        {"origin": origin},
+    )
+    if not row or row["last"] is None:
+        return None, 0
+    return int(row["last"]), int(row["waiting"] or 0)
+
+
 async def set_change_outcome(change_id: str, status: str, outcome: str, now: int) -> None:
     await db.execute(
         "UPDATE daznode.changes SET status = :status, outcome = :outcome, decided_at = :now "

@@ -545,6 +545,11 @@ class ShadowIn(BaseModel):
     enabled: bool
     days: int = Field(7, ge=1, le=30, description="Days each daily shadow run looks ahead")
     senders: int = _senders_field("Paying nodes sampled in each shadow run")
+    propose_levels: bool = Field(
+        False,
+        description="Propose, for approval, the price level shadow mode keeps favouring "
+        "(ahead of the current fees in 5 of the last 7 runs)",
+    )
 
     class Config:
         extra = Extra.forbid

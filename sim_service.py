@@ -32,6 +32,7 @@ from .engine.node_source import NetworkGraph, RoutingPolicy
 from .engine.profiles import BUILTIN
 from .engine.sim_worker import write_sim_input
 from .engine.worker_process import WorkerError, run_worker
+from .execution import LevelRefused, propose_level
 from .services import load_profile
 
 DAY = 86400
@@ -342,11 +343,15 @@ async def shadow_settings() -> dict[str, Any]:
         "enabled": bool(doc.get("enabled", False)),
         "days": int(doc.get("days", 7)),
         "senders": int(doc.get("senders", DEFAULT_SENDERS)),
+        "propose_levels": bool(doc.get("propose_levels", False)),
     }
 
 
-async def save_shadow_settings(enabled: bool, days: int, senders: int, now: int) -> dict[str, Any]:
-    await crud.save_doc(SHADOW_DOC, {"enabled": enabled, "days": days, "senders": senders}, now)
+async def save_shadow_settings(
+    enabled: bool, days: int, senders: int, now: int, propose_levels: bool = False
+) -> dict[str, Any]:
+    doc = {"enabled": enabled, "days": days, "senders": senders, "propose_levels": propose_levels}
+    await crud.save_doc(SHADOW_DOC, doc, now)
     return await shadow_settings()
 
 
@@ -432,3 +437,72 @@ def shadow_track_record(runs: list[dict]) -> dict[str, Any]:
             for p, d in sorted(by_level.items())
         ],
     }
+
+
+# -- the level shadow mode favours, proposed ----------------------------------------------------
+
+LEVEL_VOTE_RUNS, LEVEL_VOTE_AHEAD = 7, 5  # ahead of the current fees in 5 of the last 7 runs
+LEVEL_VOTE_MAX_AGE = 14 * DAY  # runs older than this say nothing about today's fees
+LEVEL_PROPOSAL_EVERY = 7 * DAY  # at most one automatic level proposal a week
+
+
+def favoured_level(runs: list[dict], now: int) -> tuple[dict, int] | None:
+    """The newest run and the level that came out ahead of the current fees in at least
+    LEVEL_VOTE_AHEAD of the last LEVEL_VOTE_RUNS finished shadow runs (the larger median gain
+    when both did); None when none did, or too few recent runs to tell."""
+    recent = [
+        (r, o)
+        for r in runs
+        if r["status"] == "done"
+        and now - int(r["created_at"]) <= LEVEL_VOTE_MAX_AGE
+        and (o := shadow_outcome(r))
+    ][:LEVEL_VOTE_RUNS]
+    if len(recent) < LEVEL_VOTE_RUNS:
+        return None
+    votes: dict[int, list[int]] = {}
+    for _run, outcome in recent:
+        for lv in outcome["levels"]:
+            votes.setdefault(lv["percent"], []).append(lv["difference_sat"])
+    ahead = [
+        (statistics.median(d), p)
+        for p, d in votes.items()
+        if sum(1 for x in d if x > 0) >= LEVEL_VOTE_AHEAD and statistics.median(d) > 0
+    ]
+    if not ahead:
+        return None
+    percent = max(ahead)[1]
+    newest = next((r for r, o in recent if any(lv["percent"] == percent for lv in o["levels"])))
+    return newest, percent
+
+
+async def maybe_propose_level(now: int) -> list[str]:
+    """Called by the monitor: with the setting on, the level shadow mode keeps favouring goes
+    to the approval queue (never applied without an admin), at most once a week and not
+    while a level waits. Returns the proposal ids."""
+    cfg = await shadow_settings()
+    if not cfg["propose_levels"]:
+        return []
+    last, waiting = await crud.last_change_of_origin("level")
+    if waiting or (last is not None and now - last < LEVEL_PROPOSAL_EVERY):
+        return []
+    listed = await crud.get_sim_runs("shadow", LEVEL_VOTE_RUNS * 2)
+    found = favoured_level(listed, now)
+    if found is None:
+        return []
+    newest, percent = found
+    run = await crud.get_sim_run(newest["id"])
+    results = ((run or {}).get("result") or {}).get("results", [])
+    level = next((r for r in results if r["key"] == f"level:{percent}"), None)
+    if level is None:
+        return []
+    targets = {c["channel_id"]: int(c["fee_ppm"]) for c in level["channels"]}
+    label = f"shadow mode (ahead in {LEVEL_VOTE_AHEAD} or more of the last {LEVEL_VOTE_RUNS} runs)"
+    try:
+        out = await propose_level(targets, percent, label, "daznode (shadow mode)", now)
+    except LevelRefused:
+        return []
+    if out.proposed:
+        logger.info(
+            f"daznode: shadow mode proposed price level {percent} % ({len(out.proposed)} changes)"
+        )
+    return out.proposed

@@ -154,6 +154,7 @@ async def _propose(now: int) -> None:
         await propose(recs, now)
         await propose_actions(recs, await load_execution_settings(), now)
         await sim_service.maybe_shadow(now)
+        await sim_service.maybe_propose_level(now)
     except Exception:
         logger.exception("daznode: proposing changes failed")
 

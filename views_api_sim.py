@@ -160,7 +160,9 @@ async def api_shadow(_: Admin) -> dict:
 @daznode_sim_router.put("/shadow", summary="Turn shadow mode on or off")
 async def api_shadow_set(body: ShadowIn, caller: Admin) -> dict:
     now = int(time.time())
-    cfg = await sim_service.save_shadow_settings(body.enabled, body.days, body.senders, now)
+    cfg = await sim_service.save_shadow_settings(
+        body.enabled, body.days, body.senders, now, body.propose_levels
+    )
     await crud.add_audit(now, _actor(caller), "shadow mode", "on" if body.enabled else "off")
     return cfg
 

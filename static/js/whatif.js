@@ -46,7 +46,7 @@ window.app = Vue.createApp({
       channelPolicy: null,
       shadow: null,
       shadowError: '',
-      shadowForm: {enabled: false, days: 7, senders: 150},
+      shadowForm: {enabled: false, days: 7, senders: 150, propose_levels: false},
       shadowSaving: false,
       shadowStarting: false,
       resultColumns: [
@@ -432,7 +432,7 @@ window.app = Vue.createApp({
       try {
         const {data} = await this.request('GET', '/sim/shadow', null, true)
         this.shadow = data
-        this.shadowForm = {enabled: data.enabled, days: data.days, senders: data.senders}
+        this.shadowForm = {enabled: data.enabled, days: data.days, senders: data.senders, propose_levels: data.propose_levels}
         this.shadowError = ''
       } catch (err) {
         this.shadowError = this.errorText(err)
@@ -442,7 +442,12 @@ window.app = Vue.createApp({
       this.shadowSaving = true
       this.shadowError = ''
       const blank = v => (v === '' ? null : v)
-      const body = {enabled: this.shadowForm.enabled, days: blank(this.shadowForm.days), senders: blank(this.shadowForm.senders)}
+      const body = {
+        enabled: this.shadowForm.enabled,
+        days: blank(this.shadowForm.days),
+        senders: blank(this.shadowForm.senders),
+        propose_levels: this.shadowForm.propose_levels
+      }
       try {
         const {data} = await this.request('PUT', '/sim/shadow', body, true)
         if (this.shadow) Object.assign(this.shadow, data)

@@ -272,7 +272,7 @@ async def test_shadow_mode_runs_the_engine_next_to_the_current_fees(client, admi
     h = admin.key_headers(admin=True)
     on = {"enabled": True, "days": 2, "senders": SENDERS}
     r = await client.put(f"{API}/sim/shadow", headers=h, json=on)
-    assert r.status_code == 200 and r.json() == on
+    assert r.status_code == 200 and r.json() == {**on, "propose_levels": False}
     for bad in ({"days": 99}, {"senders": 10}):
         r = await client.put(f"{API}/sim/shadow", headers=h, json={**on, **bad})
         assert r.status_code == 400 and next(iter(bad)) in r.text, r.text
@@ -317,3 +317,65 @@ async def test_runs_started_in_the_same_second_list_newest_first(client):
     await crud.finish_sim_run("order-second", now + 5, result={}, summary=[])
     listed = await crud.get_sim_runs("order-test")
     assert [r["id"] for r in listed] == ["order-second", "order-first"]
+
+
+async def test_the_level_shadow_mode_keeps_favouring_is_proposed_once_for_approval(client, admin):
+    """Seven finished shadow runs, the current fees halved ahead of them in five: with the
+    setting on, the monitor's call puts that level in the approval queue, once."""
+    crud, sim = sys.modules["daznode.crud"], sys.modules["daznode.sim_service"]
+    h = admin.key_headers(admin=True)
+    channels = (await client.get(f"{API}/channels", headers=h)).json()
+    halved = [
+        {
+            "channel_id": c["channel_id"],
+            "fee_ppm": (c["local_policy"]["fee_rate_ppm"] * 50 + 50) // 100,
+        }
+        for c in channels
+    ]
+    now = int(time.time())
+    for i, gain in enumerate((30, -5, 12, 8, -1, 40, 3)):  # ahead in 5 of 7, median +8
+        run_id, at = f"vote-{now}-{i}", now - i  # newer than any real shadow run
+        summary = [
+            {"key": "current", "name": "current", "net_profit_sat": 100},
+            {"key": "level:50", "name": "halved", "net_profit_sat": 100 + gain},
+            {"key": "level:200", "name": "doubled", "net_profit_sat": 60},
+            {"key": "daznode:balanced", "name": "engine", "net_profit_sat": 90},
+        ]
+        result = {"results": [{"key": "level:50", "channels": halved}]}
+        await crud.create_sim_run(run_id, "shadow", {"levels": [50, 200]}, at)
+        await crud.finish_sim_run(run_id, at, result=result, summary=summary)
+    runs = await crud.get_sim_runs("shadow", 14)
+    newest, percent = sim.favoured_level(runs, now)
+    assert percent == 50 and newest["id"] == f"vote-{now}-0"
+    assert sim.favoured_level(runs[:6], now) is None  # six recent runs are too few to tell
+
+    def run(gain: int, age: int = 0) -> dict:
+        keys = (("current", 100), ("level:50", 100 + gain), ("daznode:balanced", 90))
+        summary = [{"key": k, "name": k, "net_profit_sat": v} for k, v in keys]
+        return {"id": "x", "status": "done", "created_at": now - age, "summary": summary}
+
+    assert sim.favoured_level([run(g) for g in (5, 5, 5, 5, 5, -1, -1)], now)[1] == 50
+    assert sim.favoured_level([run(g) for g in (5, 5, 5, 5, -1, -1, -1)], now) is None  # 4 of 7
+    assert sim.favoured_level([run(g) for g in (9, 9, 9, 9, 9, -90, -90)], now)[1] == 50
+    assert sim.favoured_level([run(1, age=15 * 86400) for _ in range(7)], now) is None  # old
+
+    assert await sim.maybe_propose_level(now) == []  # the setting is off by default
+    on = {"enabled": False, "days": 2, "senders": SENDERS, "propose_levels": True}
+    r = await client.put(f"{API}/sim/shadow", headers=h, json=on)
+    assert r.status_code == 200 and r.json() == on
+    ids = await sim.maybe_propose_level(now)
+    pending = {c["id"]: c for c in (await client.get(f"{API}/changes", headers=h)).json()}
+    if not ids:  # a background monitor pass may have proposed it first
+        ids = [i for i, c in pending.items() if c["status"] == "pending" and c["origin"] == "level"]
+    assert ids, "the favoured level is proposed"
+    for change_id in ids:
+        change = pending[change_id]
+        assert change["status"] == "pending" and change["origin"] == "level"
+        assert "price level 50 % from shadow mode" in change["reasons"][0]
+        assert "daznode (shadow mode)" in change["reasons"][0]
+    assert await sim.maybe_propose_level(now + 60) == []  # not while it waits
+    r = await client.post(f"{API}/changes/reject", headers=h, json={"ids": ids, "reason": "test"})
+    assert r.status_code == 200
+    assert await sim.maybe_propose_level(now + 86400) == []  # nor again within the week
+    off = {**on, "propose_levels": False}
+    assert (await client.put(f"{API}/sim/shadow", headers=h, json=off)).status_code == 200

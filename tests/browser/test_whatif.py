@@ -363,6 +363,13 @@ def test_shadow_mode_runs_and_keeps_a_track_record(page, server, admin):
                 f"At {lv['percent']} % of the current fees: ahead of them in "
                 f"{lv['ahead']} of {lv['runs']} run"
             )
+        # Proposing the favoured level is the admin's choice, off by default, saved at once.
+        propose = page.get_by_test_id("shadow-propose-levels")
+        expect(propose).to_have_attribute("aria-checked", "false")
+        propose.click()
+        wait_until(lambda: api(server, admin, "/sim/shadow")["propose_levels"] is True)
+        propose.click()
+        wait_until(lambda: api(server, admin, "/sim/shadow")["propose_levels"] is False)
     finally:
         toggle.click()  # off again
         wait_until(lambda: api(server, admin, "/sim/shadow")["enabled"] is False)
