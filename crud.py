@@ -814,6 +814,16 @@ async def supersede_orphans(open_channel_ids: Sequence[str], now: int) -> int:
     return result.rowcount or 0
 
 
+async def expire_pending(origin: str, created_before: int, now: int) -> int:
+    """Pending proposals of `origin` made before `created_before` leave the queue."""
+    result = await db.execute(
+        "UPDATE daznode.changes SET status = 'superseded', decided_at = :now "
+        "WHERE status = 'pending' AND origin = :origin AND created_at < :before",
+        {"now": now, "origin": origin, "before": created_before},
+    )
+    return result.rowcount or 0
+
+
 async def last_change_of_origin(origin: str) -> tuple[int | None, int]:
     """When a proposal of this origin was last made, and how many of them wait now."""
     row = await db.fetchone(

@@ -476,9 +476,14 @@ def favoured_level(runs: list[dict], now: int) -> tuple[dict, int] | None:
 
 
 async def maybe_propose_level(now: int) -> list[str]:
-    """Called by the monitor: with the setting on, the level shadow mode keeps favouring goes
-    to the approval queue (never applied without an admin), at most once a week and not
-    while a level waits. Returns the proposal ids."""
+    """Called by the monitor: level proposals older than a week leave the queue; with the
+    setting on, the level shadow mode keeps favouring goes to the approval queue (never
+    applied without an admin), at most once a week and not while a level waits. Returns the
+    proposal ids."""
+    # A level computed from fees a week old is stale, and while it waits the engine leaves
+    # its channels alone: it leaves the queue (by hand or not, as the API refuses old runs).
+    if await crud.expire_pending("level", now - LEVEL_PROPOSAL_EVERY, now):
+        logger.info("daznode: price level proposals older than a week left the queue")
     cfg = await shadow_settings()
     if not cfg["propose_levels"]:
         return []
