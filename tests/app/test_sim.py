@@ -359,11 +359,13 @@ async def test_the_level_shadow_mode_keeps_favouring_is_proposed_once_for_approv
     assert sim.favoured_level([run(g) for g in (9, 9, 9, 9, 9, -90, -90)], now)[1] == 50
     assert sim.favoured_level([run(1, age=15 * 86400) for _ in range(7)], now) is None  # old
 
-    assert await sim.maybe_propose_level(now) == []  # the setting is off by default
+    # The monitor's clock a week on: earlier tests' level proposals are past the weekly limit.
+    t0 = now + 8 * 86400
+    assert await sim.maybe_propose_level(t0) == []  # the setting is off by default
     on = {"enabled": False, "days": 2, "senders": SENDERS, "propose_levels": True}
     r = await client.put(f"{API}/sim/shadow", headers=h, json=on)
     assert r.status_code == 200 and r.json() == on
-    ids = await sim.maybe_propose_level(now)
+    ids = await sim.maybe_propose_level(t0)
     pending = {c["id"]: c for c in (await client.get(f"{API}/changes", headers=h)).json()}
     if not ids:  # a background monitor pass may have proposed it first
         ids = [i for i, c in pending.items() if c["status"] == "pending" and c["origin"] == "level"]
@@ -373,16 +375,16 @@ async def test_the_level_shadow_mode_keeps_favouring_is_proposed_once_for_approv
         assert change["status"] == "pending" and change["origin"] == "level"
         assert "price level 50 % from shadow mode" in change["reasons"][0]
         assert "daznode (shadow mode)" in change["reasons"][0]
-    assert await sim.maybe_propose_level(now + 60) == []  # not while it waits
+    assert await sim.maybe_propose_level(t0 + 60) == []  # not while it waits
     r = await client.post(f"{API}/changes/reject", headers=h, json={"ids": ids, "reason": "test"})
     assert r.status_code == 200
-    assert await sim.maybe_propose_level(now + 86400) == []  # nor again within the week
+    assert await sim.maybe_propose_level(t0 + 86400) == []  # nor again within the week
     # A level left waiting for over a week leaves the queue (its fees are stale by then).
     stale = await sim.propose_level(
-        {c["channel_id"]: c["fee_ppm"] for c in halved}, 50, "t", "t", now
+        {c["channel_id"]: c["fee_ppm"] for c in halved}, 50, "t", "t", t0
     )
     assert stale.proposed
-    await sim.maybe_propose_level(now + 8 * 86400)
+    await sim.maybe_propose_level(t0 + 8 * 86400)
     changes = {c["id"]: c for c in (await client.get(f"{API}/changes", headers=h)).json()}
     assert all(changes[i]["status"] == "superseded" for i in stale.proposed)
     left = [i for i, c in changes.items() if c["status"] == "pending" and c["origin"] == "level"]
