@@ -246,6 +246,28 @@ async def propose(recs: list[Recommendation], now: int) -> list[dict]:
     return rows
 
 
+LEVEL_STALE_SECONDS = 7 * DAY  # a level from fees older than this is not proposed or kept
+
+
+def level_targets(run: dict, percent: int) -> dict[str, int] | None:
+    """The fee a finished simulation run held each channel at for one price level, or None
+    when the run has no such result."""
+    results = (run.get("result") or {}).get("results", [])
+    level = next((r for r in results if r["key"] == f"level:{percent}"), None)
+    if level is None:
+        return None
+    return {c["channel_id"]: int(c["fee_ppm"]) for c in level["channels"]}
+
+
+async def expire_stale_levels(now: int) -> int:
+    """Level proposals waiting longer than LEVEL_STALE_SECONDS leave the queue: their fees
+    are stale, and while they wait the engine leaves their channels alone."""
+    expired = await crud.expire_pending("level", now - LEVEL_STALE_SECONDS, now)
+    if expired:
+        logger.info(f"daznode: {expired} price level proposals older than a week left the queue")
+    return expired
+
+
 class LevelRefused(Exception):
     """A price level that cannot be proposed (no channels known yet)."""
 

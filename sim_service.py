@@ -32,7 +32,7 @@ from .engine.node_source import NetworkGraph, RoutingPolicy
 from .engine.profiles import BUILTIN
 from .engine.sim_worker import write_sim_input
 from .engine.worker_process import WorkerError, run_worker
-from .execution import LevelRefused, propose_level
+from .execution import LevelRefused, level_targets, propose_level
 from .services import load_profile
 
 DAY = 86400
@@ -275,16 +275,11 @@ async def _run(run_id: str, graph: NetworkGraph, scenario: Scenario, specs: list
             job.state, job.error, job.finished_at = "failed", message, finished
         return
     except asyncio.CancelledError:
-        finished, error = int(time.time()), f"cancelled: {_cancel_reason}"
+        finished = int(time.time())
         try:
-            await crud.finish_sim_run(run_id, finished, error=error)
+            await crud.finish_sim_run(run_id, finished, error=f"cancelled: {_cancel_reason}")
         finally:
-            job.state, job.phase, job.finished_at, job.error = (
-                "cancelled",
-                "cancelled",
-                finished,
-                error,
-            )
+            _mark_cancelled(finished)
         raise
     summary = [
         {"key": r["key"], "name": r["name"], "net_profit_sat": r["net_profit_sat"]}
@@ -296,14 +291,18 @@ async def _run(run_id: str, graph: NetworkGraph, scenario: Scenario, specs: list
     try:
         await crud.finish_sim_run(run_id, finished, result=result, summary=summary)
     except asyncio.CancelledError:  # stopped while storing: not done either
-        job.state, job.phase, job.finished_at = "cancelled", "cancelled", finished
-        job.error = f"cancelled: {_cancel_reason}"
+        _mark_cancelled(finished)
         raise
     except Exception:
         job.state, job.error, job.finished_at = "failed", "the result could not be stored", finished
         raise
     job.state, job.progress, job.phase, job.finished_at = "idle", 1.0, "done", finished
     logger.info(f"daznode: simulation {run_id} done in {result.get('seconds')} s")
+
+
+def _mark_cancelled(finished: int) -> None:
+    job.state, job.phase, job.finished_at = "cancelled", "cancelled", finished
+    job.error = f"cancelled: {_cancel_reason}"
 
 
 def _processes() -> int:
@@ -414,15 +413,21 @@ def shadow_outcome(run: dict) -> dict[str, Any] | None:
     }
 
 
+def _level_differences(outcomes: list[dict]) -> dict[int, list[int]]:
+    """Per price level, its net profit minus the current fees' in each outcome that ran it."""
+    out: dict[int, list[int]] = {}
+    for o in outcomes:
+        for lv in o["levels"]:
+            out.setdefault(lv["percent"], []).append(lv["difference_sat"])
+    return out
+
+
 def shadow_track_record(runs: list[dict]) -> dict[str, Any]:
     outcomes = [o for r in runs if r["status"] == "done" and (o := shadow_outcome(r))]
     if not outcomes:
         return {"runs": 0}
     diffs = [o["difference_sat"] for o in outcomes]
-    by_level: dict[int, list[int]] = {}
-    for o in outcomes:
-        for lv in o["levels"]:
-            by_level.setdefault(lv["percent"], []).append(lv["difference_sat"])
+    by_level = _level_differences(outcomes)
     return {
         "runs": len(outcomes),
         "engine_ahead": sum(1 for d in diffs if d > 0),
@@ -459,10 +464,7 @@ def favoured_level(runs: list[dict], now: int) -> tuple[dict, int] | None:
     ][:LEVEL_VOTE_RUNS]
     if len(recent) < LEVEL_VOTE_RUNS:
         return None
-    votes: dict[int, list[int]] = {}
-    for _run, outcome in recent:
-        for lv in outcome["levels"]:
-            votes.setdefault(lv["percent"], []).append(lv["difference_sat"])
+    votes = _level_differences([o for _run, o in recent])
     ahead = [
         (statistics.median(d), p)
         for p, d in votes.items()
@@ -476,14 +478,9 @@ def favoured_level(runs: list[dict], now: int) -> tuple[dict, int] | None:
 
 
 async def maybe_propose_level(now: int) -> list[str]:
-    """Called by the monitor: level proposals older than a week leave the queue; with the
-    setting on, the level shadow mode keeps favouring goes to the approval queue (never
-    applied without an admin), at most once a week and not while a level waits. Returns the
-    proposal ids."""
-    # A level computed from fees a week old is stale, and while it waits the engine leaves
-    # its channels alone: it leaves the queue (by hand or not, as the API refuses old runs).
-    if await crud.expire_pending("level", now - LEVEL_PROPOSAL_EVERY, now):
-        logger.info("daznode: price level proposals older than a week left the queue")
+    """Called by the monitor: with the setting on, the level shadow mode keeps favouring goes
+    to the approval queue (never applied without an admin), at most once a week and not
+    while a level waits. Returns the proposal ids."""
     cfg = await shadow_settings()
     if not cfg["propose_levels"]:
         return []
@@ -496,11 +493,9 @@ async def maybe_propose_level(now: int) -> list[str]:
         return []
     newest, percent = found
     run = await crud.get_sim_run(newest["id"])
-    results = ((run or {}).get("result") or {}).get("results", [])
-    level = next((r for r in results if r["key"] == f"level:{percent}"), None)
-    if level is None:
+    targets = level_targets(run, percent) if run else None
+    if targets is None:
         return []
-    targets = {c["channel_id"]: int(c["fee_ppm"]) for c in level["channels"]}
     label = f"shadow mode (ahead in {LEVEL_VOTE_AHEAD} or more of the last {LEVEL_VOTE_RUNS} runs)"
     try:
         out = await propose_level(targets, percent, label, "daznode (shadow mode)", now)

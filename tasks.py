@@ -38,6 +38,7 @@ from .engine.backoff import backoff_seconds
 from .engine.node_source import NodeSource, NodeSourceError
 from .execution import (
     evaluate_applied_changes,
+    expire_stale_levels,
     load_execution_settings,
     maintain_backups,
     notify,
@@ -148,6 +149,7 @@ async def _propose(now: int) -> None:
         open_ids = [c["channel_id"] for c in await get_channels()]
         if await supersede_orphans(open_ids, now):
             logger.info("daznode: proposals for channels no longer open left the queue")
+        await expire_stale_levels(now)
         await evaluate_applied_changes(state.get("node_pubkey") or "", now)
         await generate_due(now)
         recs, _profile, _net = await evaluate(now)

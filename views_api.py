@@ -83,10 +83,12 @@ from .engine.rules import RuleError, parse_rules, rules_to_doc
 from .engine.validate import ValidationConfigError, validate_policy_change
 from .execution import (
     ADMIN_ORIGINS,
+    LEVEL_STALE_SECONDS,
     LevelRefused,
     apply_changes,
     execution_settings_from_dict,
     export_backup,
+    level_targets,
     load_execution_settings,
     parse_backup_export,
     pending_row,
@@ -795,9 +797,6 @@ async def api_create_change(caller: Admin, body: ManualChange) -> ChangeOut:
     return _change_out((await get_changes_by_id([change.change_id]))[0])
 
 
-LEVEL_RUN_MAX_AGE_DAYS = 7  # older runs started from fees the node has likely left
-
-
 @daznode_api_router.post(
     "/changes/level",
     response_model=LevelOut,
@@ -807,27 +806,19 @@ async def api_propose_level(caller: Admin, body: LevelIn) -> LevelOut:
     run = await get_sim_run(body.run_id)
     if run is None:
         raise HTTPException(HTTPStatus.NOT_FOUND, "No such simulation run.")
-    level = next(
-        (
-            r
-            for r in (run.get("result") or {}).get("results", [])
-            if r["key"] == f"level:{body.percent}"
-        ),
-        None,
-    )
-    if run["status"] != "done" or level is None:
+    targets = level_targets(run, body.percent)
+    if run["status"] != "done" or targets is None:
         raise HTTPException(
             HTTPStatus.BAD_REQUEST, f"This run has no finished price level {body.percent} %."
         )
     now = int(time.time())
-    age_days = (now - int(run["created_at"])) / 86400
-    if age_days > LEVEL_RUN_MAX_AGE_DAYS:
+    age = now - int(run["created_at"])
+    if age > LEVEL_STALE_SECONDS:
         raise HTTPException(
             HTTPStatus.BAD_REQUEST,
-            f"This run is {age_days:.0f} days old and the node's fees have moved since: "
+            f"This run is {age / 86400:.0f} days old and the node's fees have moved since: "
             "run the simulation again and propose from the new run.",
         )
-    targets = {c["channel_id"]: int(c["fee_ppm"]) for c in level["channels"]}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(run["created_at"])))
     try:
         out = await propose_level(

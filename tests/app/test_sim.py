@@ -384,7 +384,8 @@ async def test_the_level_shadow_mode_keeps_favouring_is_proposed_once_for_approv
         {c["channel_id"]: c["fee_ppm"] for c in halved}, 50, "t", "t", t0
     )
     assert stale.proposed
-    await sim.maybe_propose_level(t0 + 8 * 86400)
+    expired = await sys.modules["daznode.execution"].expire_stale_levels(t0 + 8 * 86400)
+    assert expired >= len(stale.proposed)  # what the monitor runs on every pass
     changes = {c["id"]: c for c in (await client.get(f"{API}/changes", headers=h)).json()}
     assert all(changes[i]["status"] == "superseded" for i in stale.proposed)
     left = [i for i, c in changes.items() if c["status"] == "pending" and c["origin"] == "level"]
