@@ -1,0 +1,115 @@
+"""Price level trials: which multiple of the node's fees earns the most, tried on whole days.
+
+The engine sets each channel's fee relative to the others (competitors, balance, flow); the
+level says how high the whole node prices. One level for the whole node, because a sender
+that reaches us takes our cheapest way on: a trial on one channel sees its traffic move to
+our other channels, not what the node earns. Whole days, alternating, because a week per
+level cannot tell two levels apart within a month on a node that sells a few forwards a
+day (docs/SIMULATION.md, "Price level trials").
+
+The schedule is a small bandit over a ladder of levels: each level once, in an order that
+starts near the current fees, then the level with the best mean daily earnings, every other
+day a level whose mean one more day with one forward would bring within reach of the best
+(a level that sells a forward every few days at a high price is not judged by one empty day;
+one that sold many forwards a day is). Pure: the caller keeps the days and applies the level.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+LEVELS = (25, 50, 100, 200, 400, 800, 1600)  # percent of the engine's fees
+FIRST_ORDER = (100, 50, 200, 25, 400, 800, 1600)  # each tried once, nearest first
+RUNNER_UP_SHARE = 0.8  # tried again when one lucky day could bring it to this share of the best
+WINDOW_DAYS = 28  # older days no longer describe the node's demand
+
+
+@dataclass(frozen=True, slots=True)
+class TrialDay:
+    percent: int  # the level in place that day
+    fees_msat: int  # what the node earned in forwarding fees that day
+    forwards: int  # how many forwards earned it
+
+
+@dataclass(frozen=True, slots=True)
+class LevelStats:
+    percent: int
+    days: int
+    fees_msat: int
+    forwards: int
+
+    @property
+    def mean_fees_msat(self) -> int:  # per day
+        return self.fees_msat // self.days
+
+
+@dataclass(frozen=True, slots=True)
+class LevelChoice:
+    percent: int
+    reason: str
+
+
+def level_stats(days: Sequence[TrialDay], window: int = WINDOW_DAYS) -> list[LevelStats]:
+    """Per level tried in the last `window` days: how many days, mean earnings per day."""
+    totals: dict[int, list[TrialDay]] = {}
+    for day in days[-window:]:
+        totals.setdefault(day.percent, []).append(day)
+    return [
+        LevelStats(p, len(v), sum(d.fees_msat for d in v), sum(d.forwards for d in v))
+        for p, v in sorted(totals.items())
+    ]
+
+
+def forward_value_msat(stats: Sequence[LevelStats], percent: int) -> float:
+    """What one forward earns at a level: the fee per forward seen so far, per level point,
+    times the level (0 before the first forward)."""
+    points = sum(s.forwards * s.percent for s in stats)
+    return sum(s.fees_msat for s in stats) / points * percent if points else 0.0
+
+
+def hopeful_msat(s: LevelStats, stats: Sequence[LevelStats]) -> float:
+    """What a level's mean daily earnings would be after one more day that brought one
+    forward. Below its mean when its days sold several forwards each (a mean of many
+    forwards is already a fair guess), above it when they sold none or one: at a high level
+    one forward is worth many days of the low ones, and a day without any says little."""
+    return (s.fees_msat + forward_value_msat(stats, s.percent)) / (s.days + 1)
+
+
+def next_level(
+    days: Sequence[TrialDay],
+    order: Sequence[int] = FIRST_ORDER,
+    window: int = WINDOW_DAYS,
+) -> LevelChoice:
+    """The level for the next day, given the days so far (oldest first)."""
+    stats = {s.percent: s for s in level_stats(days, window)}
+    untried = [p for p in order if p not in stats]
+    if untried:
+        return LevelChoice(untried[0], f"level {untried[0]} %: not tried yet")
+    # Ties go to the level nearest the node's own fees (nothing sold anywhere: 100 %).
+    best = max(stats.values(), key=lambda s: (s.mean_fees_msat, -abs(math.log(s.percent / 100))))
+    if len(days) % 2:
+        reach = best.mean_fees_msat * RUNNER_UP_SHARE
+        all_stats = list(stats.values())
+        hope = {s.percent: hopeful_msat(s, all_stats) for s in all_stats}
+        runners = [
+            s for s in all_stats if s is not best and hope[s.percent] >= reach and hope[s.percent]
+        ]
+        if runners:
+            pick = min(runners, key=lambda s: (s.days, -hope[s.percent]))
+            return LevelChoice(
+                pick.percent,
+                f"level {pick.percent} %: {_sat(pick.mean_fees_msat)} a day over {pick.days} "
+                f"days, close to the best ({best.percent} %, {_sat(best.mean_fees_msat)}): "
+                "tried again",
+            )
+    return LevelChoice(
+        best.percent,
+        f"level {best.percent} %: the most a day so far ({_sat(best.mean_fees_msat)} over "
+        f"{best.days} days)",
+    )
+
+
+def _sat(msat: int) -> str:
+    return f"{msat // 1000:,} sat"
