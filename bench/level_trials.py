@@ -15,6 +15,7 @@ import argparse
 import statistics
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +77,13 @@ class LevelTrialsPolicy(DaznodePolicy):
             self.day_started = now
             percent = next_level(self.days).percent
         actions = super().decide([self._as_engine_sees(c, now) for c in channels], net, now)
-        out = PolicyActions(rebalances=actions.rebalances)
+        # The engine budgets a refill by its own fee; below 100 % the channel sells for less.
+        out = PolicyActions(
+            rebalances=[
+                replace(r, max_fee_ppm=min(r.max_fee_ppm, scaled_fee(r.max_fee_ppm, percent)))
+                for r in actions.rebalances
+            ]
+        )
         for c in channels:
             if c.local_policy is None:
                 continue
@@ -106,30 +113,36 @@ class LevelTrialsPolicy(DaznodePolicy):
         return replace(
             c,
             local_policy=replace(c.local_policy, fee_rate_ppm=self.own[c.channel_id]),
-            fee_unchanged_days=(now - changed) / DAY if changed else None,
+            fee_unchanged_days=(now - changed) / DAY if changed is not None else None,
         )
 
 
-def _one(key: str) -> int:
-    """In a pool process: one policy's net profit (sat) on the world the parent shared."""
+def _one(key: str) -> tuple[int, int]:
+    """In a pool process: one policy's net profit (sat) and fee updates on the world the
+    parent shared."""
     world = POOL_SHARED["world"]
     if key == "trials":
-        factory = lambda: LevelTrialsPolicy(BUILTIN["balanced"])  # noqa: E731
+        factory = partial(LevelTrialsPolicy, BUILTIN["balanced"])
     elif key == "balanced":
         factory = daznode_factory(BUILTIN["balanced"])
     else:
         factory = BASELINE_FACTORIES[key]
-    return run_policy(world, key, factory).to_dict()["net_profit_sat"]
+    result = run_policy(world, key, factory).to_dict()
+    return result["net_profit_sat"], result["policy_updates"]
 
 
 KEYS = ("trials", "balanced", *BASELINES)
 
 
-def profits(graph: NetworkGraph, node: str, seed: int) -> dict[str, int]:
+def profits(graph: NetworkGraph, node: str, seed: int) -> dict[str, tuple[int, int]]:
     scenario = Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed)
     world = prepare(graph, scenario, processes=2)
     got = list(pool_map(_one, list(KEYS), 2, {"world": world}))
     return dict(zip(KEYS, got, strict=True))
+
+
+def _versus(ours: float, theirs: float) -> str:
+    return f"{ours / theirs - 1:+.0%}" if theirs > 0 else "n/a"
 
 
 def table(graph: NetworkGraph, seeds: tuple[int, ...]) -> list[str]:
@@ -138,21 +151,24 @@ def table(graph: NetworkGraph, seeds: tuple[int, ...]) -> list[str]:
         "seed against static fees.",
         "",
         "| Placement | balanced + level trials | balanced | best baseline | trials vs it "
-        "| balanced vs it | trials - static, least | seeds below static |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| balanced vs it | trials - static, least | seeds below static | fee updates, "
+        "trials / balanced |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, size in PLACEMENTS.items():
         node = pick_node(graph, size)
         runs = [profits(graph, node, seed) for seed in seeds]
-        mean = {k: statistics.mean(r[k] for r in runs) for k in KEYS}
+        mean = {k: statistics.mean(r[k][0] for r in runs) for k in KEYS}
+        updates = {k: statistics.mean(r[k][1] for r in runs) for k in KEYS}
         best = max(BASELINES, key=lambda b: mean[b])
-        below = [s for s, r in zip(seeds, runs, strict=True) if r["trials"] < r["static"]]
+        below = [s for s, r in zip(seeds, runs, strict=True) if r["trials"][0] < r["static"][0]]
         lines.append(
             f"| {label} | {mean['trials']:,.0f} | {mean['balanced']:,.0f} | {best} "
-            f"{mean[best]:,.0f} | {mean['trials'] / mean[best] - 1:+.0%} | "
-            f"{mean['balanced'] / mean[best] - 1:+.0%} | "
-            f"{min(r['trials'] - r['static'] for r in runs):+,} | "
-            f"{', '.join(map(str, below)) or 'none'} |"
+            f"{mean[best]:,.0f} | {_versus(mean['trials'], mean[best])} | "
+            f"{_versus(mean['balanced'], mean[best])} | "
+            f"{min(r['trials'][0] - r['static'][0] for r in runs):+,} | "
+            f"{', '.join(map(str, below)) or 'none'} | "
+            f"{updates['trials']:,.0f} / {updates['balanced']:,.0f} |"
         )
     return lines
 

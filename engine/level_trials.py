@@ -32,6 +32,10 @@ class TrialDay:
     fees_msat: int  # what the node earned in forwarding fees that day
     forwards: int  # how many forwards earned it
 
+    def __post_init__(self) -> None:
+        if self.percent <= 0 or self.fees_msat < 0 or self.forwards < 0:
+            raise ValueError(f"not a trial day: {self}")
+
 
 @dataclass(frozen=True, slots=True)
 class LevelStats:
@@ -41,8 +45,8 @@ class LevelStats:
     forwards: int
 
     @property
-    def mean_fees_msat(self) -> int:  # per day
-        return self.fees_msat // self.days
+    def mean_fees_msat(self) -> int:  # per day (0 for a level tried before the window only)
+        return self.fees_msat // self.days if self.days else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +56,13 @@ class LevelChoice:
 
 
 def level_stats(days: Sequence[TrialDay], window: int = WINDOW_DAYS) -> list[LevelStats]:
-    """Per level tried in the last `window` days: how many days, mean earnings per day."""
-    totals: dict[int, list[TrialDay]] = {}
+    """Per level ever tried: its days, earnings and forwards within the last `window` days
+    (none for a level tried before them only)."""
+    if window < 1:
+        raise ValueError("window: at least one day")
+    totals: dict[int, list[TrialDay]] = {day.percent: [] for day in days}
     for day in days[-window:]:
-        totals.setdefault(day.percent, []).append(day)
+        totals[day.percent].append(day)
     return [
         LevelStats(p, len(v), sum(d.fees_msat for d in v), sum(d.forwards for d in v))
         for p, v in sorted(totals.items())
@@ -82,13 +89,18 @@ def next_level(
     order: Sequence[int] = FIRST_ORDER,
     window: int = WINDOW_DAYS,
 ) -> LevelChoice:
-    """The level for the next day, given the days so far (oldest first)."""
+    """The level for the next day, given every day so far, oldest first (the whole history:
+    the runner-up days alternate with the best's by its length). A level tried only before
+    the window counts as tried but unseen: one forward's worth of hope, a runner-up again."""
     stats = {s.percent: s for s in level_stats(days, window)}
     untried = [p for p in order if p not in stats]
     if untried:
         return LevelChoice(untried[0], f"level {untried[0]} %: not tried yet")
+    seen = [s for s in stats.values() if s.days]
+    if not seen:
+        return LevelChoice(100, "no level tried within the window: the node's own fees")
     # Ties go to the level nearest the node's own fees (nothing sold anywhere: 100 %).
-    best = max(stats.values(), key=lambda s: (s.mean_fees_msat, -abs(math.log(s.percent / 100))))
+    best = max(seen, key=lambda s: (s.mean_fees_msat, -abs(math.log(s.percent / 100))))
     if len(days) % 2:
         reach = best.mean_fees_msat * RUNNER_UP_SHARE
         all_stats = list(stats.values())
@@ -100,16 +112,21 @@ def next_level(
             pick = min(runners, key=lambda s: (s.days, -hope[s.percent]))
             return LevelChoice(
                 pick.percent,
-                f"level {pick.percent} %: {_sat(pick.mean_fees_msat)} a day over {pick.days} "
-                f"days, close to the best ({best.percent} %, {_sat(best.mean_fees_msat)}): "
-                "tried again",
+                f"level {pick.percent} %: {_sat(pick.mean_fees_msat)} a day over "
+                f"{_days(pick.days)}; one forward more would make it "
+                f"{_sat(round(hope[pick.percent]))}, close to the best ({best.percent} %, "
+                f"{_sat(best.mean_fees_msat)} a day): tried again",
             )
     return LevelChoice(
         best.percent,
         f"level {best.percent} %: the most a day so far ({_sat(best.mean_fees_msat)} over "
-        f"{best.days} days)",
+        f"{_days(best.days)})",
     )
 
 
 def _sat(msat: int) -> str:
     return f"{msat // 1000:,} sat"
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"

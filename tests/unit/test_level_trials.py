@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
+from bench.level_trials import LevelTrialsPolicy
+from engine.impact import ChannelFlow
 from engine.level_trials import (
     FIRST_ORDER,
     WINDOW_DAYS,
@@ -11,6 +17,12 @@ from engine.level_trials import (
     level_stats,
     next_level,
 )
+from engine.profiles import BUILTIN
+from engine.sim_policy import scaled_fee
+from tests.unit.test_decide import chan, network
+
+DAY = 86_400
+NOW = 1_800_000_000
 
 
 def explored(earn: dict[int, tuple[int, int]]) -> list[TrialDay]:
@@ -39,19 +51,20 @@ def test_after_the_ladder_the_best_level_is_kept_on_even_days():
 
 
 def test_on_odd_days_a_level_one_forward_could_lift_is_tried_again():
-    # 100 % is best with 30 sat a day from six forwards; a forward has earned 0.05 sat per
-    # level point (90 sat over 1,800 points). Within reach is 80 % of 30 sat: 24 sat.
-    # 400 % sold one forward of 20 sat: one more day with one would make 20 a day, short.
-    # 800 % sold one of 40 sat and 1600 % none: one more forward makes 40 a day for either.
+    # Forwards have earned 0.05 sat per level point (90 sat over 1,800 points). 800 % is
+    # best with 40 sat from one forward; within reach is 80 % of that, 32 sat. 100 % sold
+    # six forwards for 30 sat: one more day with one forward would lower its mean. 1600 %
+    # sold none: one forward there (80 sat) in two days makes 40 a day: tried again.
     earn = {p: (0, 0) for p in FIRST_ORDER}
     earn.update({100: (30_000, 6), 400: (20_000, 1), 800: (40_000, 1)})
     days = explored(earn)  # 7 days: odd
     assert forward_value_msat(level_stats(days), 1600) == 80_000
     choice = next_level(days)
-    assert choice.percent in (800, 1600)
-    assert "tried again" in choice.reason
-    # Even days keep the best so far: 800 % at 40 sat a day now.
-    assert next_level([*days, TrialDay(800, 40_000, 1)]).percent == 800
+    assert choice.percent == 1600
+    assert "one forward more would make it 40 sat" in choice.reason
+    assert "best (800 %, 40 sat a day)" in choice.reason
+    # Even days keep the best so far.
+    assert next_level([*days, TrialDay(1600, 0, 0)]).percent == 800
 
 
 def test_a_level_with_many_forwards_is_judged_by_its_mean():
@@ -115,3 +128,58 @@ def test_level_stats_sum_per_level():
     )
     assert hundred.mean_fees_msat == 2_000
     assert (two_hundred.days, two_hundred.mean_fees_msat) == (1, 5_000)
+
+
+def test_a_level_tried_before_the_window_only_is_a_runner_up_not_new():
+    # After the ladder, four weeks at 800 %, which sells a forward of 8 sat every other day.
+    days = explored({p: (p * 10, 1) for p in FIRST_ORDER})
+    days += [TrialDay(800, 8_000, 1), TrialDay(800, 0, 0)] * (WINDOW_DAYS // 2)
+    stats = {s.percent: s for s in level_stats(days)}
+    assert (stats[1600].days, stats[1600].mean_fees_msat) == (0, 0)  # left the window
+    # Not explored again in a row: on even days the best stays...
+    assert len(days) % 2 == 1
+    best_day = next_level([*days, TrialDay(800, 8_000, 1)])
+    assert best_day.percent == 800
+    # ...on odd days a level left the window is hoped for at one forward's worth: 1,600 %
+    # at 16 sat against 800 %'s 4 sat a day.
+    choice = next_level(days)
+    assert choice.percent == 1600
+    assert "over 0 days" in choice.reason and "tried again" in choice.reason
+
+
+def test_a_bad_day_or_window_is_refused():
+    for bad in ((0, 1, 1), (100, -1, 0), (100, 0, -1)):
+        with pytest.raises(ValueError):
+            TrialDay(*bad)
+    with pytest.raises(ValueError):
+        level_stats([], window=0)
+
+
+def test_the_simulated_policy_scales_the_engines_own_fees_by_the_days_level():
+    p = LevelTrialsPolicy(BUILTIN["balanced"])
+    p.attach_flows(lambda cid, start, end: ChannelFlow(2, 20_000_000, 2_000, end - start))
+    ids = ("800000x1x0", "800000x2x0")
+    channels = [chan(local_sat=500_000, fee_ppm=100, channel_id=cid) for cid in ids]
+    first = p.decide(channels, network(), NOW)  # day one at 100 %: the engine's own fees
+    assert p.percent == 100
+    assert {cid: s.fee_ppm for cid, s in first.fees.items()} == {cid: p.own[cid] for cid in ids}
+    own = dict(p.own)
+    applied = [
+        replace(c, local_policy=replace(c.local_policy, fee_rate_ppm=own[c.channel_id]))
+        for c in channels
+    ]
+    later = p.decide(applied, network(), NOW + DAY)  # day two: the next level, 50 %
+    assert p.days == [TrialDay(100, 4_000, 4)]  # both channels' day at 100 %
+    assert p.percent == 50
+    assert {cid: s.fee_ppm for cid, s in later.fees.items()} == {
+        cid: scaled_fee(p.own[cid], 50) for cid in ids
+    }
+    # The engine goes on seeing its own fee, not the day's.
+    halved = [
+        replace(
+            c, local_policy=replace(c.local_policy, fee_rate_ppm=later.fees[c.channel_id].fee_ppm)
+        )
+        for c in applied
+    ]
+    seen = p._as_engine_sees(halved[0], NOW + DAY + 3600)
+    assert seen.local_policy.fee_rate_ppm == p.own[ids[0]]
