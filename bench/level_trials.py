@@ -26,11 +26,11 @@ from bench.sim_bench import (  # noqa: E402
     DAYS,
     PLACEMENTS,
     SNAPSHOT,
+    map_on_world,
     pick_node,
-    placement,
 )
 from engine.baselines import BASELINES as BASELINE_FACTORIES  # noqa: E402
-from engine.flow_sim import Scenario, prepare, run_policy  # noqa: E402
+from engine.flow_sim import run_policy  # noqa: E402
 from engine.graph_io import load_graph  # noqa: E402
 from engine.level_trials import TrialDay, next_level  # noqa: E402
 from engine.metrics import ChannelMetrics, NetworkContext  # noqa: E402
@@ -38,7 +38,7 @@ from engine.node_source import NetworkGraph  # noqa: E402
 from engine.profiles import BUILTIN, Profile  # noqa: E402
 from engine.sim_daznode import DaznodePolicy, daznode_factory  # noqa: E402
 from engine.sim_policy import FeeSetting, PolicyActions, scaled_fee  # noqa: E402
-from engine.worker_process import POOL_SHARED, pool_map  # noqa: E402
+from engine.worker_process import POOL_SHARED  # noqa: E402
 
 DAY = 86400
 
@@ -135,10 +135,7 @@ KEYS = ("trials", "balanced", *BASELINES)
 
 
 def profits(graph: NetworkGraph, node: str, seed: int) -> dict[str, tuple[int, int]]:
-    scenario = Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed)
-    world = prepare(graph, scenario, processes=2)
-    got = list(pool_map(_one, list(KEYS), 2, {"world": world}))
-    return dict(zip(KEYS, got, strict=True))
+    return dict(zip(KEYS, map_on_world(graph, node, seed, _one, list(KEYS)), strict=True))
 
 
 def _versus(ours: float, theirs: float) -> str:

@@ -23,15 +23,15 @@ from bench.sim_bench import (  # noqa: E402
     DAYS,
     PLACEMENTS,
     SNAPSHOT,
+    map_on_world,
     pick_node,
-    placement,
 )
 from engine.baselines import BASELINES as BASELINE_FACTORIES  # noqa: E402
-from engine.flow_sim import Scenario, prepare, run_policy  # noqa: E402
+from engine.flow_sim import run_policy  # noqa: E402
 from engine.graph_io import load_graph  # noqa: E402
 from engine.node_source import NetworkGraph  # noqa: E402
 from engine.sim_policy import FixedFees  # noqa: E402
-from engine.worker_process import POOL_SHARED, pool_map  # noqa: E402
+from engine.worker_process import POOL_SHARED  # noqa: E402
 
 LEVELS = (50, 100, 150, 200, 300, 400)
 
@@ -47,10 +47,8 @@ def _one(job: tuple[str, int]) -> int:
 
 def profits(graph: NetworkGraph, node: str, seed: int) -> dict[str, int]:
     """Net profit per flat level ("50", ...) and per baseline, one seed of one placement."""
-    scenario = Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed)
-    world = prepare(graph, scenario, processes=2)
     jobs = [("flat", p) for p in LEVELS] + [(b, 0) for b in BASELINES]
-    got = list(pool_map(_one, jobs, 2, {"world": world}))
+    got = map_on_world(graph, node, seed, _one, jobs)
     return {str(p) if kind == "flat" else kind: v for (kind, p), v in zip(jobs, got, strict=True)}
 
 

@@ -204,6 +204,14 @@ def _goal(profit: dict[str, list[int]]) -> str:
     )
 
 
+def map_on_world(graph: NetworkGraph, node: str, seed: int, fn, jobs: list) -> list:
+    """One seed's world for the node (its placement, DAYS days), prepared once and shared
+    with the pool processes; fn(job) for every job there, in order."""
+    scenario = Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed)
+    world = prepare(graph, scenario, processes=2)
+    return list(pool_map(fn, jobs, 2, {"world": world}))
+
+
 def _flat_run(ppm: int) -> dict:
     """In a pool process: every channel at `ppm` on the world the parent shared."""
     return run_policy(POOL_SHARED["world"], f"flat-{ppm}", lambda: FixedFees(ppm)).to_dict()
@@ -223,16 +231,13 @@ def fee_sensitivity(graph: NetworkGraph, seed: int = 1) -> list[str]:
     ]
     for label, size in PLACEMENTS.items():
         node = pick_node(graph, size)
-        scenario = Scenario(node, placement(graph, node, seed), days=DAYS, seed=seed)
-        world = prepare(graph, scenario, processes=2)
-        results = list(pool_map(_flat_run, list(FLAT_FEES), 2, {"world": world}))
+        results = map_on_world(graph, node, seed, _flat_run, list(FLAT_FEES))
         for ppm, r in zip(FLAT_FEES, results, strict=True):
             share = r["fallback_forwards"] / r["forwards"] if r["forwards"] else 0.0
             lines.append(
                 f"| {label} | {ppm} ppm | {r['fees_sat']:,} | {r['forwards']:,} | "
                 f"{r['volume_sat'] / 1e6:,.1f} M | {share:.0%} |"
             )
-        del world
     return [*lines, ""]
 
 

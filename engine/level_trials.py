@@ -20,8 +20,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-LEVELS = (25, 50, 100, 200, 400, 800, 1600)  # percent of the engine's fees
-FIRST_ORDER = (100, 50, 200, 25, 400, 800, 1600)  # each tried once, nearest first
+# The ladder, in percent of the engine's fees, in the order each level is first tried:
+# nearest to the current fees first.
+FIRST_ORDER = (100, 50, 200, 25, 400, 800, 1600)
 RUNNER_UP_SHARE = 0.8  # tried again when one lucky day could bring it to this share of the best
 WINDOW_DAYS = 28  # older days no longer describe the node's demand
 
