@@ -20,6 +20,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .sim_policy import scaled_fee
+
 # The ladder, in percent of the engine's fees, in the order each level is first tried:
 # nearest to the current fees first.
 FIRST_ORDER = (100, 50, 200, 25, 400, 800, 1600)
@@ -123,6 +125,44 @@ def next_level(
         f"level {best.percent} %: the most a day so far ({_sat(best.mean_fees_msat)} over "
         f"{_days(best.days)})",
     )
+
+
+# -- the level on each channel ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLevel:
+    """A channel under level trials: the engine's own fee and the level its fee on the node
+    was last set at (the node's fee is level_fee(own_ppm, percent))."""
+
+    own_ppm: int
+    percent: int
+
+    def __post_init__(self) -> None:
+        if self.own_ppm < 0 or self.percent <= 0:
+            raise ValueError(f"not a channel level: {self}")
+
+
+def level_fee(own_ppm: int, percent: int, lo: int, hi: int) -> int:
+    """The node's fee for an own fee at a level, within the fee range [lo, hi]."""
+    return min(hi, max(lo, scaled_fee(own_ppm, percent)))
+
+
+def own_fee(fee_ppm: int, percent: int) -> int:
+    """The own fee behind a node's fee at a level (rounded half up)."""
+    return (fee_ppm * 100 + percent // 2) // percent
+
+
+def held_level(fee_ppm: int, held: ChannelLevel | None, lo: int, hi: int) -> ChannelLevel:
+    """What a channel holds, given its fee on the node now. The recorded own fee while the
+    node still has the fee it gives at its level (exact, even where the range clipped it);
+    a fee set otherwise (the admin's, a rollback, the engine's change) is taken back out of
+    the level it was set at. A channel new to the trials is at 100 %."""
+    if held is None:
+        return ChannelLevel(fee_ppm, 100)
+    if level_fee(held.own_ppm, held.percent, lo, hi) == fee_ppm:
+        return held
+    return ChannelLevel(own_fee(fee_ppm, held.percent), held.percent)
 
 
 def _sat(msat: int) -> str:

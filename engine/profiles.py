@@ -60,6 +60,9 @@ class Profile:
     capital_return_pct: float = 2.0  # per year the local balance could earn elsewhere
     close_horizon_days: int = 180
     inbound_discount: float = 0.25  # share of the outbound fee given back on depleted inflow
+    # Price level trials in auto mode: one node-wide multiple of the engine's fees, changed
+    # once a day, chosen from what each level earned (engine/level_trials.py).
+    level_trials: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +83,7 @@ BUILTIN: dict[str, Profile] = {
         close_min_age_days=120,
         capital_return_pct=1.0,
         close_horizon_days=365,
+        level_trials=False,
     ),
     "aggressive": Profile(
         name="aggressive",
@@ -119,6 +123,9 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "close_horizon_days": (1, 3650),
     "inbound_discount": (0.0, 1.0),
 }
+
+
+_SWITCHES = frozenset({"level_trials"})  # the on/off settings
 
 
 def _number(name: str, value: Any, want_int: bool) -> float | int:
@@ -175,6 +182,10 @@ def profile_from_dict(data: Any) -> Profile:
             changes["name"] = value
         elif key == "weights":
             changes["weights"] = _weights(value, base.weights)
+        elif key in _SWITCHES:
+            if not isinstance(value, bool):
+                raise ProfileError(f"{key}: expected true or false, got {value!r}")
+            changes[key] = value
         else:
             changes[key] = _number(key, value, isinstance(getattr(base, key), int))
     profile = replace(base, **changes)
@@ -204,6 +215,8 @@ def profile_to_yaml(p: Profile) -> str:
             lines += [f"  {k}: {v!r}" for k, v in value.items()]
         elif isinstance(value, str):
             lines.append(f'{key}: "{value}"')
+        elif isinstance(value, bool):
+            lines.append(f"{key}: {'true' if value else 'false'}")
         else:
             lines.append(f"{key}: {value!r}" if isinstance(value, float) else f"{key}: {value}")
     return "\n".join(lines) + "\n"
@@ -213,6 +226,8 @@ def _scalar(text: str) -> Any:
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
+    if text in ("true", "false"):
+        return text == "true"
     for convert in (int, float):
         try:
             return convert(text)

@@ -11,11 +11,15 @@ from engine.impact import ChannelFlow
 from engine.level_trials import (
     FIRST_ORDER,
     WINDOW_DAYS,
+    ChannelLevel,
     TrialDay,
     forward_value_msat,
+    held_level,
     hopeful_msat,
+    level_fee,
     level_stats,
     next_level,
+    own_fee,
 )
 from engine.profiles import BUILTIN
 from engine.sim_policy import scaled_fee
@@ -183,3 +187,41 @@ def test_the_simulated_policy_scales_the_engines_own_fees_by_the_days_level():
     ]
     seen = p._as_engine_sees(halved[0], NOW + DAY + 3600)
     assert seen.local_policy.fee_rate_ppm == p.own[ids[0]]
+
+
+# -- the level on each channel ---------------------------------------------------------------
+
+
+def test_level_fee_scales_and_stays_in_range():
+    assert level_fee(400, 200, 0, 5000) == 800
+    assert level_fee(3, 25, 0, 5000) == 1  # 0.75 rounds half up
+    assert level_fee(400, 1600, 0, 5000) == 5000  # the range's top
+    assert level_fee(2, 25, 1, 5000) == 1  # the range's bottom
+
+
+def test_own_fee_takes_the_level_back_out():
+    assert own_fee(800, 200) == 400
+    assert own_fee(38, 25) == 152
+    assert own_fee(0, 50) == 0
+    for own in range(0, 300, 7):
+        for percent in (25, 50, 100, 200, 1600):
+            fee = level_fee(own, percent, 0, 10**6)
+            assert level_fee(own_fee(fee, percent), percent, 0, 10**6) == fee
+
+
+def test_held_level_keeps_the_recorded_own_fee_while_the_node_has_its_fee():
+    held = ChannelLevel(400, 1600)
+    assert held_level(5000, held, 0, 5000) == held  # clipped at the top: still 400 own
+    assert held_level(400, None, 0, 5000) == ChannelLevel(400, 100)  # new to the trials
+
+
+def test_held_level_takes_a_fee_set_otherwise_out_of_its_level():
+    # The admin (or the engine) set 300 ppm on a channel held at 200 %: own fee 150.
+    assert held_level(300, ChannelLevel(400, 200), 0, 5000) == ChannelLevel(150, 200)
+
+
+def test_channel_level_rejects_nonsense():
+    with pytest.raises(ValueError):
+        ChannelLevel(-1, 100)
+    with pytest.raises(ValueError):
+        ChannelLevel(10, 0)

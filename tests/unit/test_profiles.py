@@ -131,6 +131,8 @@ ALL_ZERO = {name: 0 for name in HEURISTIC_NAMES}
         ({"name": ""}, "name"),
         ({"name": 7}, "name"),
         ({"name": "x" * 41}, "name"),
+        ({"level_trials": 1}, "level_trials"),  # a switch takes true or false only
+        ({"level_trials": "yes"}, "level_trials"),
     ],
 )
 def test_bad_input_names_the_field(data, named):
@@ -245,6 +247,17 @@ def test_yaml_bad_values_name_the_field():
         profile_from_yaml("weights:\n  liquidity: -1\n")
 
 
+def test_level_trials_switch_reads_and_writes_as_true_or_false():
+    assert BUILTIN["balanced"].level_trials and BUILTIN["aggressive"].level_trials
+    assert not BUILTIN["conservative"].level_trials  # a careful admin opts in
+    off = profile_from_yaml("base: balanced\nlevel_trials: false\n")
+    assert off.level_trials is False
+    assert "level_trials: false" in profile_to_yaml(off)
+    assert profile_from_yaml("base: conservative\nlevel_trials: true\n").level_trials is True
+    with pytest.raises(ProfileError, match="level_trials: expected true or false"):
+        profile_from_yaml("level_trials: True\n")  # YAML's subset here is lower case
+
+
 # -- JSON -----------------------------------------------------------------------------------
 
 
@@ -270,6 +283,8 @@ def valid_profiles(draw) -> Profile:
                 data[key] = draw(st.integers(int(lo), int(hi)))
             else:
                 data[key] = draw(st.floats(lo, hi, allow_nan=False))
+    if draw(st.booleans()):
+        data["level_trials"] = draw(st.booleans())
     if draw(st.booleans()):
         data["weights"] = draw(
             st.dictionaries(st.sampled_from(HEURISTIC_NAMES), st.floats(0.01, 10), max_size=8)
