@@ -427,9 +427,11 @@ def validate_policy_change(
     now: int,
     *,
     pending: tuple[PolicyChange, ...] = (),
+    step_limit: bool = True,
 ) -> Verdict:
     """Check one proposed change. `pending`: changes already accepted in the same batch, which
-    count as applied at `now`."""
+    count as applied at `now`. `step_limit` off: the fee may take any step within its range
+    (a price level trial moves every channel by the level's ratio in one update)."""
     cid = change.channel_id
     if override is not None and override.channel_id != cid:
         raise ValueError(f"override for {override.channel_id} given for channel {cid}")
@@ -466,6 +468,10 @@ def validate_policy_change(
             checks.append(f"{cid}: {label} {new} {unit} within {rng.lo}..{rng.hi} {unit}")
         if not rng.lo <= new <= rng.hi:
             continue  # out of range already rejected; a step from the range would confuse
+        if not step_limit:
+            if new != old:
+                checks.append(f"{cid}: {label} change {old} -> {new} {unit} (a price level step)")
+            continue
         ref = rng.clamp(old)
         step = max_step(ref, bounds.max_relative_change, min_step)
         rule = f"{_pct(bounds.max_relative_change)} of {ref} {unit}, at least {min_step} {unit}"
@@ -574,6 +580,8 @@ def validate_batch(
     overrides: Mapping[str, ChannelOverride],
     log: UpdateLog,
     now: int,
+    *,
+    step_limit: bool = True,
 ) -> list[Verdict]:
     """One verdict per change, in order; each accepted change counts against the budgets and
     the one-update-per-channel rule of the ones after it."""
@@ -587,6 +595,7 @@ def validate_batch(
             log,
             now,
             pending=tuple(accepted),
+            step_limit=step_limit,
         )
         if verdict.ok:
             accepted.append(change)

@@ -149,6 +149,22 @@ def test_fee_rate_step_is_limited_relative_to_before():
     assert "-51 ppm" in only_reason(check(chg(pol(100), pol(49))))
 
 
+def test_a_price_level_step_may_take_any_step_within_the_range_and_the_budgets():
+    level = [chg(pol(100), pol(1600)), chg(pol(100), pol(25), "1x1x0")]
+    free = validate_batch(level, Bounds(), {}, UpdateLog(), NOW, step_limit=False)
+    assert [v.ok for v in free] == [True, True]
+    assert "812x3x0: fee rate change 100 -> 1600 ppm (a price level step)" in free[0].checks
+    assert not validate_batch(level, Bounds(), {}, UpdateLog(), NOW)[0].ok  # the default
+    # The range, the cooldown and the budgets still hold.
+    over = validate_batch(
+        [chg(pol(100), pol(6000))], Bounds(), {}, UpdateLog(), NOW, step_limit=False
+    )
+    assert "above the maximum 5000 ppm" in over[0].reasons[0]
+    cooling = UpdateLog(((CID, NOW - HOUR),))
+    (v,) = validate_batch(level[:1], Bounds(), {}, cooling, NOW, step_limit=False)
+    assert v.later and not v.ok
+
+
 def test_fee_rate_from_zero_may_move_the_absolute_minimum():
     assert check(chg(pol(0), pol(10))).ok
     assert check(chg(pol(4), pol(14))).ok
