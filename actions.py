@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import crud
 from .engine.decide import Decision, Recommendation
+from .engine.level_trials import ChannelLevel, rebalance_fee_cap
 from .engine.node_source import NodeSourceError, NodeUnavailable
 from .engine.validate import Verdict, validate_close, validate_rebalance
 from .execution import ExecutionSettings, load_execution_settings, notify
@@ -84,8 +86,14 @@ def check_action(kind: str, channel_id: str, action: dict, channels: dict, cfg) 
 
 
 async def propose_actions(
-    recs: list[Recommendation], cfg: ExecutionSettings, now: int
+    recs: list[Recommendation],
+    cfg: ExecutionSettings,
+    now: int,
+    levels: Mapping[str, ChannelLevel] | None = None,
 ) -> list[dict]:
+    """Rebalances and closes the recommendations ask for, as proposals for the admin. A
+    refill's fee budget shrinks with the channel's price level below 100 % (it sells for
+    less there)."""
     if cfg.mode == "observe":
         return []
     channels = {r["channel_id"]: r for r in await crud.get_channels()}
@@ -96,6 +104,10 @@ async def propose_actions(
         if wanted is None or rec.confidence < cfg.min_confidence:
             continue
         kind, action = wanted
+        if kind == "rebalance" and levels:
+            action["max_fee_ppm"] = rebalance_fee_cap(
+                action["max_fee_ppm"], levels.get(rec.channel_id)
+            )
         if (rec.channel_id, kind) in pending or rec.channel_id not in channels:
             continue
         rejected_at = await crud.last_decided(kind, rec.channel_id, "rejected")

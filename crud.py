@@ -165,6 +165,16 @@ def _policy_json(policy: RoutingPolicy | None) -> str | None:
     return json.dumps(asdict(policy)) if policy else None
 
 
+async def set_local_policies(policies: dict[str, RoutingPolicy]) -> None:
+    """What a verified batch set on the node, kept before the monitor reads it again: the
+    next decision in the same pass starts from it, not from the policy it replaced."""
+    for channel_id, policy in policies.items():
+        await db.execute(
+            "UPDATE daznode.channels SET local_policy = :policy WHERE channel_id = :id",
+            {"policy": _policy_json(policy), "id": channel_id},
+        )
+
+
 async def store_channels_snapshot(channels: Iterable[Channel], now: int) -> int:
     """Upsert the current channel list, mark vanished channels closed, and add one
     snapshot row per channel. Returns the number of channels stored."""
@@ -855,6 +865,12 @@ async def last_decided(kind: str, channel_id: str, status: str) -> int:
     return int(row["t"] or 0) if row else 0
 
 
+async def policy_updates_version() -> tuple[int, int]:
+    """Changes when any batch item does: caches of what the node's policies imply use it."""
+    row = await db.fetchone("SELECT COUNT(*) AS n, MAX(updated_at) AS t FROM daznode.batch_items")
+    return (int(row["n"]), int(row["t"] or 0)) if row else (0, 0)
+
+
 async def recent_policy_updates(since: int) -> list[tuple[str, int]]:
     """Applied policy updates since `since`: what cooldowns and the gossip budget count."""
     rows = await db.fetchall(
@@ -1099,27 +1115,36 @@ async def tier_backups(now: int, compress_after_days: int, keep_days: int) -> tu
 # -- impact of applied changes ------------------------------------------------------------
 
 
+LEVEL_TRIAL_ORIGIN = "level-trial"  # the daily price level: judged by the trials, not here
+
+
 async def applied_items_to_evaluate(before: int) -> list[dict]:
     """Items applied before `before` (their evaluation window has passed), still in place
-    and not measured yet."""
+    and not measured yet; price level steps are not (the trials judge whole days)."""
     rows = await db.fetchall(
         """
         SELECT i.* FROM daznode.batch_items i
         JOIN daznode.batches b ON b.id = i.batch_id
         LEFT JOIN daznode.impact m ON m.batch_id = i.batch_id AND m.change_id = i.change_id
+        LEFT JOIN daznode.changes c ON c.id = i.change_id
         WHERE i.status = 'APPLIED' AND i.updated_at <= :before AND m.batch_id IS NULL
+        AND (c.origin IS NULL OR c.origin <> :level)
         ORDER BY i.updated_at
         """,
-        {"before": before},
+        {"before": before, "level": LEVEL_TRIAL_ORIGIN},
     )
     return [dict(r) for r in rows]
 
 
 async def channels_updated_between(start: int, end: int) -> set[str]:
+    """Channels whose policy a change set in [start, end). A price level step moves every
+    channel alike, so it leaves a channel fit to be a control for another's change."""
     rows = await db.fetchall(
-        "SELECT DISTINCT channel_id FROM daznode.batch_items "
-        "WHERE status IN ('APPLIED', 'RESTORED') AND updated_at >= :a AND updated_at < :b",
-        {"a": start, "b": end},
+        "SELECT DISTINCT i.channel_id FROM daznode.batch_items i "
+        "LEFT JOIN daznode.changes c ON c.id = i.change_id "
+        "WHERE i.status IN ('APPLIED', 'RESTORED') AND i.updated_at >= :a AND i.updated_at < :b "
+        "AND (c.origin IS NULL OR c.origin <> :level)",
+        {"a": start, "b": end, "level": LEVEL_TRIAL_ORIGIN},
     )
     return {r["channel_id"] for r in rows}
 
@@ -1155,6 +1180,33 @@ async def get_impacts(limit: int = 200) -> list[dict]:
             "SELECT * FROM daznode.impact ORDER BY evaluated_at DESC LIMIT :n", {"n": limit}
         )
     ]
+
+
+# -- price level trials ---------------------------------------------------------------------
+
+
+async def add_level_day(day_start: int, day_end: int, percent: int, fees: int, n: int) -> None:
+    """A finished trial day (recorded once: a second monitor pass over it changes nothing)."""
+    await db.execute(
+        """
+        INSERT INTO daznode.level_days (day_start, day_end, percent, fees_msat, forwards)
+        VALUES (:start, :end, :percent, :fees, :n)
+        ON CONFLICT (day_start) DO NOTHING
+        """,
+        {"start": day_start, "end": day_end, "percent": percent, "fees": fees, "n": n},
+    )
+
+
+async def get_level_days() -> list[dict]:
+    """Every trial day, oldest first (the schedule needs the whole history)."""
+    rows = await db.fetchall("SELECT * FROM daznode.level_days ORDER BY day_start")
+    return [dict(r) for r in rows]
+
+
+async def node_earnings(node_pubkey: str, start: int, end: int) -> tuple[int, int]:
+    """Forwarding fees (msat) and settled forwards of the whole node in [start, end)."""
+    flows = await outbound_flows(node_pubkey, start, end)
+    return sum(f[2] for f in flows.values()), sum(f[0] for f in flows.values())
 
 
 # -- rebalances -----------------------------------------------------------------------------

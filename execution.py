@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,7 +29,9 @@ from .engine.impact import (
     ImpactSettings,
     evaluate_impact,
 )
+from .engine.level_trials import ChannelLevel
 from .engine.node_source import NodeSource, RoutingPolicy
+from .engine.sim_policy import scaled_fee
 from .engine.validate import (
     Bounds,
     ChannelOverride,
@@ -173,11 +176,18 @@ async def update_log(now: int, bounds: Bounds) -> UpdateLog:
     return UpdateLog(tuple(await crud.recent_policy_updates(since)))
 
 
-async def propose(recs: list[Recommendation], now: int) -> list[dict]:
+async def propose(
+    recs: list[Recommendation], now: int, levels: Mapping[str, ChannelLevel] | None = None
+) -> list[dict]:
     """Turn fee recommendations into validated proposals (approve mode) or apply them (auto).
     A proposal identical to the pending one for its channel is not repeated, and a channel
     with the admin's own change waiting is left to the admin (a newer engine proposal would
-    supersede it)."""
+    supersede it). `levels`: the channels under price level trials, whose recommendations
+    are own fees (level_service): each change is made on the own fee, then multiplied by
+    the channel's level for the node."""
+    from .level_service import level_note, to_node
+
+    levels = levels or {}
     cfg = await load_execution_settings()
     if cfg.mode == "observe":
         return []
@@ -199,18 +209,23 @@ async def propose(recs: list[Recommendation], now: int) -> list[dict]:
             change.after
         )
 
-    candidates = [
-        c
-        for c in proposals(
-            recs,
-            policies,
-            cfg.min_confidence,
-            cfg.bounds,
-            cfg.overrides,
-            lambda: uuid.uuid4().hex[:16],
-        )
-        if not waits_or_repeats(c[0])
-    ]
+    own = {
+        cid: replace(p, fee_rate_ppm=levels[cid].own_ppm) if cid in levels else p
+        for cid, p in policies.items()
+    }
+    candidates = []
+    for change, rec, engine_fee in proposals(
+        recs, own, cfg.min_confidence, cfg.bounds, cfg.overrides, lambda: uuid.uuid4().hex[:16]
+    ):
+        held = levels.get(change.channel_id)
+        on_node = to_node(change, policies[change.channel_id], held, cfg)
+        if on_node is None or waits_or_repeats(on_node):
+            continue
+        note = level_note(change.after.fee_rate_ppm, held, on_node.after.fee_rate_ppm)
+        if note:
+            rec = replace(rec, reasons=[*rec.reasons, note])
+            engine_fee = scaled_fee(engine_fee, held.percent)  # what it wanted, on the node
+        candidates.append((on_node, rec, engine_fee))
     verdicts = validate_batch(
         [c for c, _, _ in candidates],
         cfg.bounds,
@@ -398,9 +413,12 @@ def _retry() -> RetryPolicy:
     return RetryPolicy(attempts=4, base_seconds=1.0, cap_seconds=20.0, timeout_seconds=30.0)
 
 
-async def apply_changes(ids: list[str], actor: str, now: int | None = None) -> ApplyOutcome:
+async def apply_changes(
+    ids: list[str], actor: str, now: int | None = None, *, step_limit: bool = True
+) -> ApplyOutcome:
     """Approve and apply pending changes as one batch: re-validated now, then applied as a
-    transaction (all or nothing) through the write-ahead journal."""
+    transaction (all or nothing) through the write-ahead journal. `step_limit` off: a price
+    level's step (level_service), which moves each fee by the level's ratio at once."""
     from .services import cached_backend  # the backend the monitor built
 
     now = now or int(time.time())
@@ -420,7 +438,12 @@ async def apply_changes(ids: list[str], actor: str, now: int | None = None) -> A
     cfg = await load_execution_settings()
     changes = [_change_of(r) for r in rows]
     verdicts = validate_batch(
-        changes, cfg.bounds, cfg.overrides, await update_log(now, cfg.bounds), now
+        changes,
+        cfg.bounds,
+        cfg.overrides,
+        await update_log(now, cfg.bounds),
+        now,
+        step_limit=step_limit,
     )
     rejected = {
         c.change_id: list(v.reasons) for c, v in zip(changes, verdicts, strict=True) if not v.ok
@@ -463,6 +486,8 @@ async def _settle_changes(changes: list[PolicyChange], result: BatchResult, acto
     await crud.set_change_status(
         [c.change_id for c in changes], status, now, actor, result.batch_id
     )
+    if result.status == "SUCCESS":  # read back from the node, every one
+        await crud.set_local_policies({c.channel_id: c.after for c in changes})
     await crud.add_audit(
         now, actor, f"batch {result.status.lower()}", result.batch_id, result.detail
     )
@@ -493,6 +518,9 @@ async def rollback(batch_id: str, channel_ids: list[str] | None, actor: str) -> 
         backend.source, applied, crud.DbJournal(actor), batch_id, _retry()
     )
     restored = [c.change_id for c in applied if c.channel_id not in result.failed_channels]
+    await crud.set_local_policies(
+        {c.channel_id: c.before for c in applied if c.channel_id not in result.failed_channels}
+    )
     await crud.set_change_status(restored, "rolled_back", int(time.time()), actor, batch_id)
     await notify(
         "rolled_back",

@@ -391,3 +391,19 @@ async def m007_simulations(db):
         """
     )
     await _create_index(db, "daznode_sim_runs_kind", "sim_runs", "kind, created_at")
+
+
+async def m008_level_trials(db):
+    """Price level trials: one row per finished day, the level it ran at and what the node
+    earned (the level in place now and each channel's own fee live in the settings table)."""
+    await db.execute(
+        """
+        CREATE TABLE daznode.level_days (
+            day_start BIGINT PRIMARY KEY,
+            day_end BIGINT NOT NULL,
+            percent INTEGER NOT NULL,
+            fees_msat BIGINT NOT NULL,
+            forwards INTEGER NOT NULL
+        );
+        """
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Extra, Field, StrictInt, conint, root_validator
+from pydantic import BaseModel, Extra, Field, StrictBool, StrictInt, conint, root_validator
 
 from .engine.flow_sim import DEFAULT_SENDERS
 from .engine.sim_policy import LEVEL_MAX_PERCENT, LEVEL_MIN_PERCENT
@@ -243,6 +243,17 @@ class RecommendationOut(BaseModel):
         False,
         description="An admin's own proposal (by hand or a price level) waits for this "
         "channel: the engine proposes nothing here until it is approved or rejected",
+    )
+    level_percent: int = Field(
+        100,
+        description="The price level this channel's fee on the node is at (level trials): "
+        "the fees in `suggested` are the node's, the engine's own fee times this level",
+    )
+    own_fee_ppm: int | None = Field(
+        None, description="The engine's own fee now (before the level), under level trials"
+    )
+    suggested_own_fee_ppm: int | None = Field(
+        None, description="The engine's suggested own fee (before the level), under level trials"
     )
 
 
@@ -563,3 +574,41 @@ class LevelOut(BaseModel):
         description="Proposals that left the queue for these: the last level still waiting, "
         "and any other change waiting on a channel proposed now"
     )
+
+
+class LevelTrialLevel(BaseModel):
+    percent: int
+    days: int = Field(description="Days at this level within the last 28")
+    fees_msat: int
+    forwards: int
+    mean_fees_msat: int = Field(description="Earned per day at this level")
+
+
+class LevelTrialDay(BaseModel):
+    day_start: int
+    day_end: int
+    percent: int
+    fees_msat: int
+    forwards: int
+
+
+class LevelTrialsOut(BaseModel):
+    enabled: bool = Field(description="The profile's level_trials switch")
+    mode: str
+    running: bool
+    why_not: str = Field(description="Why the trials do not run now ('' when they do)")
+    percent: int = Field(description="Today's level, in % of the engine's own fees")
+    reason: str
+    day_start: int | None
+    next_day_at: int | None
+    channels: int = Field(description="Channels under the level (not pinned or excluded)")
+    channels_at_level: int = Field(description="Of those, how many are at today's level yet")
+    levels: list[LevelTrialLevel]
+    days: list[LevelTrialDay] = Field(description="The last 28 trial days, oldest first")
+
+
+class LevelTrialsIn(BaseModel):
+    enabled: StrictBool = Field(description="Turn the profile's level_trials switch on or off")
+
+    class Config:
+        extra = Extra.forbid

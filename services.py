@@ -32,6 +32,8 @@ from .engine.rules import Rule, RuleError, parse_rules
 from .engine.sources.simulated import SimConfig, SimulatedNode
 from .execution import load_execution_settings
 from .graph_service import network_context
+from .level_service import as_engine_sees, current_levels
+from .level_service import load_state as load_level_state
 from .models import BackendOut, DaznodeSettings
 
 EXTENSION_DIR = Path(__file__).resolve().parent
@@ -257,6 +259,9 @@ async def evaluate(now: int) -> tuple[list[Recommendation], Profile, NetworkCont
     pubkey = state.get("node_pubkey") or ""
     height = int(json.loads(state.get("node_info") or "{}").get("block_height", 0))
     rows = await crud.get_channels()
+    # Under price level trials the engine decides on its own fees (level_service).
+    levels = current_levels(rows, await load_level_state(), await load_execution_settings())
+    rows = as_engine_sees(rows, levels)
     stats = {d: await crud.forward_stats_by_channel(pubkey, now - d * 86400) for d in WINDOWS}
     signals = await crud.channel_signals(now - 7 * 86400, now - 30 * 86400)
     metrics = build_metrics(rows, stats, signals, height, now)

@@ -45,8 +45,9 @@ from .execution import (
     propose,
     reconcile_journal,
 )
+from .level_service import levels_now, step_level_trials
 from .reports_service import generate_due
-from .services import evaluate, get_backend
+from .services import evaluate, get_backend, load_profile
 
 HOLDER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 NODE_CALL_TIMEOUT = 60.0
@@ -152,9 +153,12 @@ async def _propose(now: int) -> None:
         await expire_stale_levels(now)
         await evaluate_applied_changes(state.get("node_pubkey") or "", now)
         await generate_due(now)
+        cfg = await load_execution_settings()
+        await step_level_trials(await load_profile(), cfg, now)
         recs, _profile, _net = await evaluate(now)
-        await propose(recs, now)
-        await propose_actions(recs, await load_execution_settings(), now)
+        levels = await levels_now()
+        await propose(recs, now, levels)
+        await propose_actions(recs, cfg, now, levels)
         await sim_service.maybe_shadow(now)
         await sim_service.maybe_propose_level(now)
     except Exception:

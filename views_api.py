@@ -57,6 +57,7 @@ from .crud import (
     get_rebalances,
     get_settings,
     get_sim_run,
+    policy_updates_version,
     save_doc,
     save_settings,
     set_change_status,
@@ -65,6 +66,7 @@ from .engine.changes import POLICY_FIELDS, PolicyChange
 from .engine.chargelnd import import_chargelnd
 from .engine.decide import Decision, Recommendation
 from .engine.graph_io import GraphFormatError, load_graph
+from .engine.level_trials import WINDOW_DAYS, ChannelLevel, level_fee
 from .engine.node_source import (
     BLOCKS_PER_DAY,
     NodeSourceError,
@@ -84,6 +86,7 @@ from .engine.validate import ValidationConfigError, validate_policy_change
 from .execution import (
     ADMIN_ORIGINS,
     LEVEL_STALE_SECONDS,
+    ExecutionSettings,
     LevelRefused,
     apply_changes,
     execution_settings_from_dict,
@@ -96,6 +99,9 @@ from .execution import (
     rollback,
     update_log,
 )
+from .level_service import DAY as LEVEL_DAY
+from .level_service import STATE_DOC, current_levels, fee_range, levels_now
+from .level_service import summary as level_summary
 from .models import (
     ActionOut,
     ApplyOut,
@@ -114,6 +120,10 @@ from .models import (
     ForwardsPage,
     LevelIn,
     LevelOut,
+    LevelTrialDay,
+    LevelTrialLevel,
+    LevelTrialsIn,
+    LevelTrialsOut,
     ManualChange,
     NodeOut,
     Policy,
@@ -413,20 +423,39 @@ async def _check_graph_file(path: str) -> None:
 # -- engine: recommendations, scores, profile, rules ------------------------------------------
 
 
-def _recommendation_out(rec: Recommendation, current: dict[str, int | None]) -> RecommendationOut:
+def _recommendation_out(
+    rec: Recommendation,
+    current: dict[str, int | None],
+    levels: dict[str, ChannelLevel],
+    cfg: ExecutionSettings,
+) -> RecommendationOut:
     data = asdict(rec)
     data["decision"] = rec.decision.value
     data["heuristics"] = [
         {"name": h.name, "score": h.score, "facts": dict(h.facts)} for h in rec.heuristics
     ]
     data["current_fee_ppm"] = current.get(rec.channel_id)
+    held = levels.get(rec.channel_id)
+    if held is not None and held.percent != 100:  # the engine's own fees, shown as the node's
+        lo, hi = fee_range(cfg, rec.channel_id)
+        suggested = data["suggested"]
+        data["level_percent"], data["own_fee_ppm"] = held.percent, held.own_ppm
+        data["suggested_own_fee_ppm"] = suggested["fee_ppm"]
+        for key in ("fee_ppm", "target_fee_ppm"):
+            if suggested[key] is not None:
+                suggested[key] = level_fee(suggested[key], held.percent, lo, hi)
+        data["reasons"] = [
+            *rec.reasons,
+            f"price level {held.percent} % today: the engine's own fees times "
+            f"{held.percent / 100:g} on the node",
+        ]
     return RecommendationOut.parse_obj(data)
 
 
-# The engine's inputs change with a monitor pass, a profile, rules or execution change, or a
-# new graph: until one of those, every request gets the same evaluation (it costs a few DB
-# queries and the engine, ~100 ms; pages and API clients poll it).
-_EVALUATION_DOCS = ("profile", "rules", "execution", "global")
+# The engine's inputs change with a monitor pass, a profile, rules or execution change, an
+# applied change, or a new graph: until one of those, every request gets the same
+# evaluation (it costs a few DB queries and the engine, ~100 ms; pages and API clients poll).
+_EVALUATION_DOCS = ("profile", "rules", "execution", "global", STATE_DOC)
 _evaluation_cache: dict[str, Any] = {"key": None, "value": None}
 
 
@@ -441,6 +470,7 @@ async def _evaluation() -> tuple[RecommendationsOut, dict[str, RecommendationOut
         state.get("last_run"),
         await doc_versions(_EVALUATION_DOCS),
         graph_service.context_version(),
+        await policy_updates_version(),  # an approval moved a fee (the engine starts there)
     )
     if _evaluation_cache["key"] != key:
         _evaluation_cache["value"] = await _evaluate_now()
@@ -455,7 +485,8 @@ async def _evaluate_now() -> tuple[RecommendationsOut, dict[str, RecommendationO
         row["channel_id"]: (row["local_policy"] or {}).get("fee_rate_ppm")
         for row in await get_channels()
     }
-    out = [_recommendation_out(r, current) for r in recs]
+    levels, cfg = await levels_now(), await load_execution_settings()
+    out = [_recommendation_out(r, current, levels, cfg) for r in recs]
     result = RecommendationsOut(
         profile=profile.name, graph_available=net.graph_available, evaluated_at=now, data=out
     )
@@ -720,6 +751,63 @@ CHANGE_STATUSES = (
     "rejected",
     "superseded",
 )
+
+
+async def _level_trials_out() -> LevelTrialsOut:
+    profile, cfg = await load_profile(), await load_execution_settings()
+    info = await level_summary(profile, cfg)
+    state, rows = info.state, await get_channels()
+    levels = current_levels(rows, state, cfg)
+    return LevelTrialsOut(
+        enabled=profile.level_trials,
+        mode=cfg.mode,
+        running=not info.why_not and state.day_start is not None,
+        why_not=info.why_not,
+        percent=state.percent,
+        reason=state.reason,
+        day_start=state.day_start,
+        next_day_at=state.day_start + LEVEL_DAY if state.day_start is not None else None,
+        channels=len(levels),
+        channels_at_level=sum(h.percent == state.percent for h in levels.values()),
+        levels=[
+            LevelTrialLevel(
+                percent=s.percent,
+                days=s.days,
+                fees_msat=s.fees_msat,
+                forwards=s.forwards,
+                mean_fees_msat=s.mean_fees_msat,
+            )
+            for s in info.stats
+        ],
+        days=[LevelTrialDay(**d) for d in info.days[-WINDOW_DAYS:]],
+    )
+
+
+@daznode_api_router.get(
+    "/level-trials",
+    response_model=LevelTrialsOut,
+    summary="Price level trials: today's level, why, and what each level earned (admins)",
+)
+async def api_level_trials(_: Admin) -> LevelTrialsOut:
+    return await _level_trials_out()
+
+
+@daznode_api_router.put(
+    "/level-trials",
+    response_model=LevelTrialsOut,
+    summary="Turn price level trials on or off (the profile's level_trials switch; admins)",
+    description="They run in auto mode only. Turned off, every channel goes back to the "
+    "engine's own fee on the monitor's next pass.",
+)
+async def api_put_level_trials(caller: Admin, body: LevelTrialsIn) -> LevelTrialsOut:
+    profile = replace(await load_profile(), level_trials=body.enabled)
+    now = int(time.time())
+    await save_doc("profile", profile.to_dict(), now)
+    await add_audit(
+        now, _actor(caller), "level trials " + ("on" if body.enabled else "off"), "", profile.name
+    )
+    wake_monitor()
+    return await _level_trials_out()
 
 
 @daznode_api_router.get(

@@ -153,16 +153,27 @@ def own_fee(fee_ppm: int, percent: int) -> int:
     return (fee_ppm * 100 + percent // 2) // percent
 
 
-def held_level(fee_ppm: int, held: ChannelLevel | None, lo: int, hi: int) -> ChannelLevel:
+def held_level(
+    fee_ppm: int, held: ChannelLevel | None, lo: int, hi: int, today: int | None = None
+) -> ChannelLevel:
     """What a channel holds, given its fee on the node now. The recorded own fee while the
-    node still has the fee it gives at its level (exact, even where the range clipped it);
-    a fee set otherwise (the admin's, a rollback, the engine's change) is taken back out of
-    the level it was set at. A channel new to the trials is at 100 %."""
+    node still has the fee it gives at its level (exact, even where the range clipped it),
+    or at `today`'s level (its step landed but was not recorded: a crash in between); a fee
+    set otherwise (the admin's, a rollback, the engine's change) is taken back out of the
+    level it was set at. A channel new to the trials is at 100 %."""
     if held is None:
         return ChannelLevel(fee_ppm, 100)
-    if level_fee(held.own_ppm, held.percent, lo, hi) == fee_ppm:
-        return held
+    for percent in (held.percent, today):
+        if percent and level_fee(held.own_ppm, percent, lo, hi) == fee_ppm:
+            return ChannelLevel(held.own_ppm, percent)
     return ChannelLevel(own_fee(fee_ppm, held.percent), held.percent)
+
+
+def rebalance_fee_cap(max_fee_ppm: int, held: ChannelLevel | None) -> int:
+    """A refill is worth what the channel sells for: below 100 % its fee budget shrinks too."""
+    if held is None or held.percent >= 100:
+        return max_fee_ppm
+    return min(max_fee_ppm, scaled_fee(max_fee_ppm, held.percent))
 
 
 def _sat(msat: int) -> str:

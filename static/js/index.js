@@ -69,6 +69,15 @@ window.app = Vue.createApp({
       rulesDialog: {show: false, text: '[]', error: '', chargelnd: '', unsupported: [], saving: false},
       settingsDialog: {show: false, data: {}, error: '', saving: false},
       premiumDialog: {show: false, wallet_id: null, prices: {}, model_base_url: '', model_name: '', model_api_key: '', model_key_set: false, error: '', saving: false},
+      levelTrials: null,
+      levelColumns: [
+        {name: 'percent', label: 'Level', align: 'left', field: 'percent'},
+        {name: 'days', label: 'Days (last 28)', align: 'right', field: 'days'},
+        {name: 'forwards', label: 'Forwards', align: 'right', field: 'forwards'},
+        {name: 'mean', label: 'Earned a day (sat)', align: 'right', field: 'mean_fees_msat'},
+        {name: 'bar', label: '', align: 'left', field: 'mean_fees_msat'}
+      ],
+      levelTrialsSaving: false,
       socket: null,
       pollTimer: null
     }
@@ -78,6 +87,14 @@ window.app = Vue.createApp({
       if (!this.recs) return []
       const want = this.decisionFilter
       return this.recs.data.filter(r => !want.length || want.includes(r.decision))
+    },
+    bestLevel() {
+      const seen = (this.levelTrials ? this.levelTrials.levels : []).filter(l => l.days > 0)
+      if (!seen.length) return null
+      return seen.reduce((a, b) => (b.mean_fees_msat > a.mean_fees_msat ? b : a)).percent
+    },
+    levelBarMax() {
+      return Math.max(0, ...(this.levelTrials ? this.levelTrials.levels.map(l => l.mean_fees_msat) : []))
     },
     stateColor() {
       const s = this.status ? this.status.state : ''
@@ -106,7 +123,7 @@ window.app = Vue.createApp({
         if (this.status.last_success) {
           this.node = (await this.request('GET', '/node')).data
           await this.loadRecs()
-          if (this.isAdmin) await this.loadApprovals()
+          if (this.isAdmin) await Promise.all([this.loadApprovals(), this.loadLevelTrials()])
         }
       } catch (err) {
         this.loadError = this.errorText(err)
@@ -123,6 +140,25 @@ window.app = Vue.createApp({
         this.recsError = ''
       } catch (err) {
         if (mine === recsRequest) this.recsError = this.errorText(err)
+      }
+    },
+    async loadLevelTrials() {
+      try {
+        this.levelTrials = (await this.request('GET', '/level-trials', null, true)).data
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      }
+    },
+    async setLevelTrials(enabled) {
+      this.levelTrialsSaving = true
+      try {
+        this.levelTrials = (await this.request('PUT', '/level-trials', {enabled}, true)).data
+        Quasar.Notify.create({type: 'positive', message: `Price level trials ${enabled ? 'on' : 'off'}`})
+        setTimeout(this.refresh, 1500) // the monitor's next pass moves the fees
+      } catch (err) {
+        LNbits.utils.notifyApiError(err)
+      } finally {
+        this.levelTrialsSaving = false
       }
     },
     decisionColor(d) {

@@ -154,6 +154,24 @@ async def test_a_what_if_run_compares_the_policies_on_the_node(client, admin):
 
 
 async def propose_the_levels(client, h: dict, run_id: str, levels: list[dict]) -> None:
+    """With the cooldown and gossip budgets of a quiet node: earlier tests' updates (a day
+    of price level trials moves every channel) must not hold the levels back here."""
+    execution = (await client.get(f"{API}/execution", headers=h)).json()
+    quiet = {
+        **execution["bounds"],
+        "cooldown_seconds": 0,
+        "max_updates_per_channel_per_day": 1000,
+        "max_updates_per_node_per_hour": 1000,
+    }
+    r = await client.put(f"{API}/execution", headers=h, json={**execution, "bounds": quiet})
+    assert r.status_code == 200, r.text
+    try:
+        await _propose_the_levels(client, h, run_id, levels)
+    finally:
+        await client.put(f"{API}/execution", headers=h, json=execution)
+
+
+async def _propose_the_levels(client, h: dict, run_id: str, levels: list[dict]) -> None:
     """Each channel at the fee the run simulated for it (not the current fee scaled again),
     as far as the bounds allow; a second level replaces the first one still waiting."""
     crud = sys.modules["daznode.crud"]

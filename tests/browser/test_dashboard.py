@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
+import time
 
 import httpx
 from playwright.sync_api import expect
 
-from tests.browser.pages import docs_screenshot
+from tests.browser.pages import REPO, docs_screenshot
 
 
 def test_dashboard_shows_the_simulated_node_and_its_channels(page):
@@ -256,3 +259,68 @@ def test_premium_dialog_validates_and_saves(page, server, admin):
         timeout=30,
     ).json()
     assert saved["prices"]["node_report"] == 77
+
+
+def _end_the_trial_day(server, fees_msat: list[int]) -> None:
+    """Move the day's start back 60 days (before the node's history) and write what the node
+    earned in it, straight into the live server's SQLite file: the next pass ends the day."""
+    con = sqlite3.connect(server.data_folder / "ext_daznode.sqlite3", timeout=10)
+    try:
+        (doc,) = con.execute("SELECT data FROM settings WHERE id = 'level_trials'").fetchone()
+        state = json.loads(doc)
+        start = int(time.time()) - 60 * 86400
+        state["day_start"] = start
+        con.execute("UPDATE settings SET data = ? WHERE id = 'level_trials'", (json.dumps(state),))
+        (pk,) = con.execute("SELECT node_pubkey FROM monitor_state").fetchone()
+        for i, fee in enumerate(fees_msat):
+            ts = start + 3600 * (i + 1)
+            con.execute(
+                "INSERT INTO forwards (node_pubkey, idx, ts, ts_ns, chan_in, chan_out, "
+                "amt_in_msat, amt_out_msat, fee_msat, status) "
+                "VALUES (?, ?, ?, ?, '1x1x1', '2x2x2', ?, 100000000, ?, 'settled')",
+                (pk, 700_000_000 + i, ts, ts * 10**9, 100_000_000 + fee, fee),
+            )
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_price_level_trials_card(page, server, admin):
+    h = admin.key_headers(admin=True)
+    api = f"{server.url}/daznode/api/v1"
+    profile = httpx.get(f"{api}/profile", headers=h, timeout=30).json()["active"]
+    execution = httpx.get(f"{api}/execution", headers=h, timeout=30).json()
+    loose = {**execution["bounds"], "cooldown_seconds": 0, "max_updates_per_channel_per_day": 1000}
+    try:
+        assert httpx.put(f"{api}/profile", headers=h, json={"name": "balanced"}).status_code == 200
+        r = httpx.put(
+            f"{api}/execution", headers=h, json={**execution, "mode": "auto", "bounds": loose}
+        )
+        assert r.status_code == 200, r.text
+        httpx.post(f"{api}/monitor/run", headers=h, timeout=60).raise_for_status()
+        page.reload()
+        card = page.get_by_test_id("level-trials")
+        expect(card.get_by_test_id("level-today")).to_contain_text("Today: 100 %")
+        expect(card.get_by_test_id("level-reason")).to_contain_text("not tried yet")
+        expect(card.get_by_test_id("level-no-days")).to_be_visible()
+
+        _end_the_trial_day(server, [3000, 4000])
+        httpx.post(f"{api}/monitor/run", headers=h, timeout=60).raise_for_status()
+        page.reload()
+        expect(card.get_by_test_id("level-today")).to_contain_text("Today: 50 %")
+        day = card.get_by_test_id("level-100")
+        expect(day).to_contain_text("100 %")
+        expect(day).to_contain_text("best")
+        expect(day.locator("td").nth(2)).to_have_text("2")  # forwards
+        expect(day.locator("td").nth(3)).to_have_text("7")  # sat a day
+        # The recommendations show the engine's own fee and the level it is multiplied by.
+        expect(page.get_by_test_id("rec-level").first).to_contain_text("level 50 %")
+        card.screenshot(path=str(REPO / "docs" / "level-trials.png"))
+
+        page.get_by_test_id("level-trials-toggle").click()
+        expect(card.get_by_test_id("level-why-not")).to_contain_text("off in the profile")
+        assert httpx.get(f"{api}/profile", headers=h).json()["active"]["level_trials"] is False
+    finally:
+        httpx.put(f"{api}/profile", headers=h, json=profile, timeout=30)
+        httpx.put(f"{api}/execution", headers=h, json=execution, timeout=30)
+        httpx.post(f"{api}/monitor/run", headers=h, timeout=60)

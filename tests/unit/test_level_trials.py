@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
-from bench.level_trials import LevelTrialsPolicy
-from engine.impact import ChannelFlow
 from engine.level_trials import (
     FIRST_ORDER,
     WINDOW_DAYS,
@@ -20,10 +16,8 @@ from engine.level_trials import (
     level_stats,
     next_level,
     own_fee,
+    rebalance_fee_cap,
 )
-from engine.profiles import BUILTIN
-from engine.sim_policy import scaled_fee
-from tests.unit.test_decide import chan, network
 
 DAY = 86_400
 NOW = 1_800_000_000
@@ -159,36 +153,6 @@ def test_a_bad_day_or_window_is_refused():
         level_stats([], window=0)
 
 
-def test_the_simulated_policy_scales_the_engines_own_fees_by_the_days_level():
-    p = LevelTrialsPolicy(BUILTIN["balanced"])
-    p.attach_flows(lambda cid, start, end: ChannelFlow(2, 20_000_000, 2_000, end - start))
-    ids = ("800000x1x0", "800000x2x0")
-    channels = [chan(local_sat=500_000, fee_ppm=100, channel_id=cid) for cid in ids]
-    first = p.decide(channels, network(), NOW)  # day one at 100 %: the engine's own fees
-    assert p.percent == 100
-    assert {cid: s.fee_ppm for cid, s in first.fees.items()} == {cid: p.own[cid] for cid in ids}
-    own = dict(p.own)
-    applied = [
-        replace(c, local_policy=replace(c.local_policy, fee_rate_ppm=own[c.channel_id]))
-        for c in channels
-    ]
-    later = p.decide(applied, network(), NOW + DAY)  # day two: the next level, 50 %
-    assert p.days == [TrialDay(100, 4_000, 4)]  # both channels' day at 100 %
-    assert p.percent == 50
-    assert {cid: s.fee_ppm for cid, s in later.fees.items()} == {
-        cid: scaled_fee(p.own[cid], 50) for cid in ids
-    }
-    # The engine goes on seeing its own fee, not the day's.
-    halved = [
-        replace(
-            c, local_policy=replace(c.local_policy, fee_rate_ppm=later.fees[c.channel_id].fee_ppm)
-        )
-        for c in applied
-    ]
-    seen = p._as_engine_sees(halved[0], NOW + DAY + 3600)
-    assert seen.local_policy.fee_rate_ppm == p.own[ids[0]]
-
-
 # -- the level on each channel ---------------------------------------------------------------
 
 
@@ -220,8 +184,21 @@ def test_held_level_takes_a_fee_set_otherwise_out_of_its_level():
     assert held_level(300, ChannelLevel(400, 200), 0, 5000) == ChannelLevel(150, 200)
 
 
+def test_held_level_finds_a_step_that_landed_unrecorded():
+    held = ChannelLevel(150, 100)
+    assert held_level(300, held, 0, 5000, today=200) == ChannelLevel(150, 200)
+    assert held_level(150, held, 0, 5000, today=200) == held  # not stepped yet
+    assert held_level(90, held, 0, 5000, today=200) == ChannelLevel(90, 100)  # set otherwise
+
+
 def test_channel_level_rejects_nonsense():
     with pytest.raises(ValueError):
         ChannelLevel(-1, 100)
     with pytest.raises(ValueError):
         ChannelLevel(10, 0)
+
+
+def test_a_refill_budget_shrinks_with_the_level_below_100_percent():
+    assert rebalance_fee_cap(800, ChannelLevel(100, 25)) == 200
+    assert rebalance_fee_cap(800, ChannelLevel(100, 400)) == 800  # never above the plan's
+    assert rebalance_fee_cap(800, None) == 800

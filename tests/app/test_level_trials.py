@@ -1,0 +1,237 @@
+"""Price level trials in auto mode, on the real app: a day's earnings recorded, the next
+level applied within the gossip budget, the engine working on its own fees, and every fee
+back where it was when the trials are turned off."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+
+from tests.support.changes import apply_fee_raise
+
+API = "/daznode/api/v1"
+DAY = 86400
+
+
+async def _run(client, h) -> None:
+    r = await client.post(f"{API}/monitor/run", headers=h)
+    assert r.status_code == 200, r.text
+
+
+async def _fees(client, h) -> dict[str, int]:
+    channels = (await client.get(f"{API}/channels", headers=h)).json()
+    return {c["channel_id"]: c["local_policy"]["fee_rate_ppm"] for c in channels}
+
+
+async def _trials(client, h) -> dict:
+    r = await client.get(f"{API}/level-trials", headers=h)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@contextlib.asynccontextmanager
+async def auto_mode(client, h, **bounds):
+    """Auto mode with the balanced profile (trials on) and no cooldown, restored after."""
+    profile = (await client.get(f"{API}/profile", headers=h)).json()["active"]
+    execution = (await client.get(f"{API}/execution", headers=h)).json()
+    loose = {"cooldown_seconds": 0, "max_updates_per_channel_per_day": 1000, **bounds}
+    r = await client.put(f"{API}/profile", headers=h, json={"name": "balanced"})
+    assert r.status_code == 200, r.text
+    waiting = (await client.get(f"{API}/changes", headers=h, params={"status": "pending"})).json()
+    if waiting:  # an admin's change left by another test would hold its channel back
+        r = await client.post(
+            f"{API}/changes/reject", headers=h, json={"ids": [c["id"] for c in waiting]}
+        )
+        assert r.status_code == 200, r.text
+    r = await client.put(
+        f"{API}/execution",
+        headers=h,
+        json={**execution, "mode": "auto", "bounds": {**execution["bounds"], **loose}},
+    )
+    assert r.status_code == 200, r.text
+    try:
+        yield execution
+    finally:
+        await client.put(f"{API}/profile", headers=h, json=profile)
+        await client.put(f"{API}/execution", headers=h, json=execution)
+        await _run(client, h)
+
+
+async def _end_the_day(earned: list[int]) -> int:
+    """Move the day's start back before the node's history and write what it earned there:
+    the next pass ends the day. Returns the day's start."""
+    crud = sys.modules["daznode.crud"]
+    service = sys.modules["daznode.level_service"]
+    state = await service.load_state()
+    start = int(time.time()) - 60 * DAY
+    state.day_start = start
+    await crud.save_doc(service.STATE_DOC, state.to_doc(), int(time.time()))
+    pk = (await crud.get_monitor_state())["node_pubkey"]
+    for i, fee in enumerate(earned):
+        ts = start + 3600 * (i + 1)
+        await crud.db.execute(
+            "INSERT INTO daznode.forwards (node_pubkey, idx, ts, ts_ns, chan_in, chan_out, "
+            "amt_in_msat, amt_out_msat, fee_msat, status) VALUES (:pk, :idx, :ts, :ns, "
+            "'1x1x1', '2x2x2', :amt_in, 100000000, :fee, 'settled')",
+            {
+                "pk": pk,
+                "idx": 800_000_000 + start % 1000 * 10 + i,
+                "ts": ts,
+                "ns": ts * 10**9,
+                "amt_in": 100_000_000 + fee,
+                "fee": fee,
+            },
+        )
+    ts = start + DAY + 60  # the next day's: not counted
+    await crud.db.execute(
+        "INSERT INTO daznode.forwards (node_pubkey, idx, ts, ts_ns, chan_in, chan_out, "
+        "amt_in_msat, amt_out_msat, fee_msat, status) VALUES (:pk, :idx, :ts, :ns, "
+        "'1x1x1', '2x2x2', 100009000, 100000000, 9000, 'settled')",
+        {"pk": pk, "idx": 800_000_000 + start % 1000 * 10 + 9, "ts": ts, "ns": ts * 10**9},
+    )
+    return start
+
+
+async def _updates_in_the_last_hour() -> int:
+    crud = sys.modules["daznode.crud"]
+    return len(await crud.recent_policy_updates(int(time.time()) - 3600))
+
+
+async def test_a_day_of_trials_records_its_earnings_and_moves_to_the_next_level(client, admin):
+    h = admin.key_headers(admin=True)
+    async with auto_mode(client, h):
+        await _run(client, h)
+        first = await _trials(client, h)
+        assert first["running"] and first["enabled"] and first["why_not"] == ""
+        assert first["percent"] == 100 and "not tried yet" in first["reason"]
+        assert first["channels"] > 0 and first["channels_at_level"] == first["channels"]
+
+        # The day ends; two channels may move this pass (the node's hourly gossip budget).
+        start = await _end_the_day([1500, 2500, 1000])
+        since = int(time.time())
+        before = await _fees(client, h)  # as the last pass read them
+        budget = await _updates_in_the_last_hour() + 2
+        execution = (await client.get(f"{API}/execution", headers=h)).json()
+        execution["bounds"]["max_updates_per_node_per_hour"] = budget
+        assert (await client.put(f"{API}/execution", headers=h, json=execution)).status_code == 200
+        await _run(client, h)
+        second = await _trials(client, h)
+        assert second["percent"] == 50 and second["day_start"] > start
+        assert second["days"][-1] == {
+            "day_start": start,
+            "day_end": start + DAY,
+            "percent": 100,
+            "fees_msat": 5000,
+            "forwards": 3,
+        }
+        assert {"percent": 100, "days": 1, "fees_msat": 5000, "forwards": 3}.items() <= (
+            second["levels"][0].items()
+        )
+        unmoved = sum((f * 50 + 50) // 100 == f for f in before.values())  # 0 or 1 ppm
+        assert second["channels_at_level"] == 2 + unmoved  # the budget held the rest back
+        assert second["channels_at_level"] < second["channels"]
+
+        changes = (await client.get(f"{API}/changes", headers=h)).json()
+        stepped = [c for c in changes if c["origin"] == "level-trial"]
+        assert len(stepped) == 2 and all(c["status"] == "applied" for c in stepped)
+        for c in stepped:  # from the fee the node had (its own fee, at 100 %) to half of it
+            fee = c["before"]["fee_rate_ppm"]
+            assert c["after"]["fee_rate_ppm"] == (fee * 50 + 50) // 100, c
+            assert c["reasons"][0] == (
+                f"price level 50 %: own fee {fee} ppm -> {c['after']['fee_rate_ppm']} ppm "
+                "on the node"
+            )
+
+        # With the budget back, the next pass brings the rest to the level.
+        execution["bounds"]["max_updates_per_node_per_hour"] = 1000
+        assert (await client.put(f"{API}/execution", headers=h, json=execution)).status_code == 200
+        await _run(client, h)
+        third = await _trials(client, h)
+        assert third["channels_at_level"] == third["channels"]
+
+        # The engine decides on its own fees: the page shows them times the level.
+        recs = (await client.get(f"{API}/recommendations", headers=h)).json()["data"]
+        leveled = [r for r in recs if r["level_percent"] == 50]
+        assert leveled, recs
+        for r in leveled:
+            assert r["own_fee_ppm"] is not None
+            assert any("price level 50 %" in line for line in r["reasons"])
+            if r["suggested_own_fee_ppm"] is not None:
+                assert r["suggested"]["fee_ppm"] == (r["suggested_own_fee_ppm"] * 50 + 50) // 100
+
+        # A fee the admin sets on a channel at 50 % becomes its own fee at that level.
+        channel = next(
+            c
+            for c in (await client.get(f"{API}/channels", headers=h)).json()
+            if c["channel_id"] == stepped[0]["channel_id"]
+        )
+        batch = await apply_fee_raise(client, admin, channel)
+        batches = (await client.get(f"{API}/batches", headers=h)).json()
+        item = next(b for b in batches if b["id"] == batch["batch_id"])["items"][0]
+        wanted = item["after"]["fee_rate_ppm"]
+        recs = (await client.get(f"{API}/recommendations", headers=h)).json()["data"]
+        mine = next(r for r in recs if r["channel_id"] == channel["channel_id"])
+        assert (mine["level_percent"], mine["own_fee_ppm"]) == (50, wanted * 2)
+
+        # A level step is judged by the trials, not measured as an engine change.
+        crud = sys.modules["daznode.crud"]
+        waiting = await crud.applied_items_to_evaluate(int(time.time()) + 10 * DAY)
+        assert not {c["id"] for c in stepped} & {i["change_id"] for i in waiting}
+
+        # Off: every channel back to its own fee on the next pass; the days are kept.
+        r = await client.put(f"{API}/level-trials", headers=h, json={"enabled": False})
+        assert r.status_code == 200, r.text
+        assert r.json()["enabled"] is False and "off in the profile" in r.json()["why_not"]
+        await _run(client, h)
+        off = await _trials(client, h)
+        assert not off["running"] and off["percent"] == 100
+        assert off["channels_at_level"] == off["channels"]
+        assert off["days"][-1]["day_start"] == start
+        levels = (await client.get(f"{API}/recommendations", headers=h)).json()["data"]
+        assert all(r["level_percent"] == 100 for r in levels)
+        changes = (await client.get(f"{API}/changes", headers=h)).json()
+        engine_moved = {
+            c["channel_id"]
+            for c in changes
+            if c["origin"] != "level-trial"
+            and c["status"] == "applied"
+            and c["created_at"] >= since
+        }
+        back = {
+            c["channel_id"]: c["after"]["fee_rate_ppm"]
+            for c in changes
+            if c["origin"] == "level-trial" and "price level 100 %" in c["reasons"][0]
+        }
+        for c in stepped:  # each stepped channel back at the fee it had before the step
+            if c["channel_id"] not in engine_moved:
+                assert back[c["channel_id"]] == c["before"]["fee_rate_ppm"], (c, back)
+        audit = [a["action"] for a in (await client.get(f"{API}/audit", headers=h)).json()["data"]]
+        assert "level trials off" in audit and "price level" in audit
+
+
+async def test_trials_wait_for_auto_mode_and_bad_input_is_refused(client, admin, alice):
+    h = admin.key_headers(admin=True)
+    execution = (await client.get(f"{API}/execution", headers=h)).json()
+    r = await client.put(f"{API}/execution", headers=h, json={**execution, "mode": "approve"})
+    assert r.status_code == 200
+    try:
+        r = await client.put(f"{API}/level-trials", headers=h, json={"enabled": True})
+        assert r.status_code == 200, r.text
+        await _run(client, h)
+        out = await _trials(client, h)
+        assert out["enabled"] and not out["running"]
+        assert out["why_not"] == "they run in auto mode only (the mode is approve)"
+        for body in ({"enabled": "yes"}, {"enabled": 1}, {}, {"enabled": True, "x": 1}):
+            bad = await client.put(f"{API}/level-trials", headers=h, json=body)
+            assert bad.status_code in (400, 422), (body, bad.text)
+            assert "enabled" in bad.text or "extra" in bad.text, (body, bad.text)
+        denied = await client.put(
+            f"{API}/level-trials", headers=alice.key_headers(admin=True), json={"enabled": False}
+        )
+        assert denied.status_code == 403
+        assert (
+            await client.get(f"{API}/level-trials", headers=alice.key_headers())
+        ).status_code == 403
+    finally:
+        await client.put(f"{API}/execution", headers=h, json=execution)
