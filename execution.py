@@ -284,7 +284,7 @@ async def expire_stale_levels(now: int) -> int:
 
 
 class LevelRefused(Exception):
-    """A price level that cannot be proposed (no channels known yet)."""
+    """A price level that cannot be proposed (no channels known yet, or the trials run)."""
 
 
 @dataclass(frozen=True)
@@ -305,6 +305,13 @@ async def propose_level(
     shrunk to fit under it) and validated as one batch, largest channels first (the gossip
     budget counts them all). When anything is proposed, the last level still waiting leaves
     the queue in the same transaction; when nothing is, it stays."""
+    from .level_service import trials_running  # lazily: level_service builds on this module
+
+    if await trials_running():
+        raise LevelRefused(
+            "Price level trials are running: they choose the node's level every day. Turn "
+            "them off on the dashboard to propose a level from a simulation."
+        )
     channels = await crud.get_channels()  # largest first: they come first within a budget
     if not channels:
         raise LevelRefused("No channels known yet: wait for the monitor's first pass.")

@@ -88,6 +88,13 @@ def why_not_running(mode: str, profile: Profile) -> str:
     return ""
 
 
+async def trials_running() -> bool:
+    """The trials choose the node's level now (a level proposed by hand would fight them)."""
+    from .services import load_profile  # lazily: services builds on this module
+
+    return not why_not_running((await load_execution_settings()).mode, await load_profile())
+
+
 def fee_range(cfg: ExecutionSettings, channel_id: str) -> tuple[int, int]:
     rng = effective_bounds(cfg.bounds, cfg.overrides.get(channel_id)).fee_rate
     return rng.lo, rng.hi
@@ -167,6 +174,7 @@ async def step_level_trials(profile: Profile, cfg: ExecutionSettings, now: int) 
     """One monitor pass: the day's bookkeeping, then channels moved towards the day's level
     (or back to their own fees when the trials stopped)."""
     state = await load_state()
+    stored = state.to_doc()
     rows = await crud.get_channels()
     levels = current_levels(rows, state, cfg)
     why_not = why_not_running(cfg.mode, profile)
@@ -180,7 +188,8 @@ async def step_level_trials(profile: Profile, cfg: ExecutionSettings, now: int) 
     if cfg.mode != "observe":
         levels = await _roll_out(rows, levels, target, cfg, now)
     state.channels = levels
-    await crud.save_doc(STATE_DOC, state.to_doc(), now)
+    if state.to_doc() != stored:  # most passes change nothing: no write, caches stay valid
+        await crud.save_doc(STATE_DOC, state.to_doc(), now)
     return state
 
 

@@ -104,6 +104,15 @@ async def test_a_day_of_trials_records_its_earnings_and_moves_to_the_next_level(
         await _run(client, h)
         first = await _trials(client, h)
         assert first["running"] and first["enabled"] and first["why_not"] == ""
+        # The trials choose the level: none is proposed from a simulation meanwhile.
+        crud = sys.modules["daznode.crud"]
+        now, levels = int(time.time()), {"results": [{"key": "level:150", "channels": []}]}
+        await crud.create_sim_run("trials-level-run", "whatif", {}, now)
+        await crud.finish_sim_run("trials-level-run", now, result=levels, summary=[])
+        r = await client.post(
+            f"{API}/changes/level", headers=h, json={"run_id": "trials-level-run", "percent": 150}
+        )
+        assert r.status_code == 409 and "Price level trials are running" in r.text, r.text
         assert first["percent"] == 100 and "not tried yet" in first["reason"]
         assert first["channels"] > 0 and first["channels_at_level"] == first["channels"]
 
