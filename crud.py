@@ -1185,6 +1185,18 @@ async def get_impacts(limit: int = 200) -> list[dict]:
 # -- price level trials ---------------------------------------------------------------------
 
 
+async def level_steps_since(since: int) -> dict[str, int]:
+    """Applied price level steps per channel since `since` (fee changes not the engine's)."""
+    rows = await db.fetchall(
+        "SELECT i.channel_id, COUNT(*) AS n FROM daznode.batch_items i "
+        "JOIN daznode.changes c ON c.id = i.change_id "
+        "WHERE i.status = 'APPLIED' AND i.updated_at >= :since AND c.origin = :level "
+        "GROUP BY i.channel_id",
+        {"since": since, "level": LEVEL_TRIAL_ORIGIN},
+    )
+    return {r["channel_id"]: int(r["n"]) for r in rows}
+
+
 async def add_level_day(day_start: int, day_end: int, percent: int, fees: int, n: int) -> None:
     """A finished trial day (recorded once: a second monitor pass over it changes nothing)."""
     await db.execute(

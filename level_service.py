@@ -54,13 +54,18 @@ class LevelState:
     day_start: int | None = None  # when the day's level was chosen; None: not running
     reason: str = ""
     channels: dict[str, ChannelLevel] = field(default_factory=dict)
+    # When each channel's own fee last changed (None: before the trials, as the snapshots
+    # say): the engine's "fee unchanged for a week" must not count the level's steps.
+    own_since: dict[str, int | None] = field(default_factory=dict)
 
     def to_doc(self) -> dict[str, Any]:
         return {
             "percent": self.percent,
             "day_start": self.day_start,
             "reason": self.reason,
-            "channels": {c: [h.own_ppm, h.percent] for c, h in self.channels.items()},
+            "channels": {
+                c: [h.own_ppm, h.percent, self.own_since.get(c)] for c, h in self.channels.items()
+            },
         }
 
     @classmethod
@@ -68,9 +73,11 @@ class LevelState:
         if not isinstance(doc, dict):
             return cls()
         try:
-            channels = {c: ChannelLevel(int(v[0]), int(v[1])) for c, v in doc["channels"].items()}
-            return cls(int(doc["percent"]), doc["day_start"], str(doc["reason"]), channels)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raw = doc["channels"].items()
+            channels = {c: ChannelLevel(int(v[0]), int(v[1])) for c, v in raw}
+            since = {c: (int(v[2]) if len(v) > 2 and v[2] is not None else None) for c, v in raw}
+            return cls(int(doc["percent"]), doc["day_start"], str(doc["reason"]), channels, since)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             logger.warning(f"daznode: stored level state unusable ({exc}); starting again")
             return cls()
 
@@ -127,6 +134,29 @@ async def levels_now() -> dict[str, ChannelLevel]:
     return current_levels(
         await crud.get_channels(), await load_state(), await load_execution_settings()
     )
+
+
+def engine_signals(
+    signals: dict[str, dict[str, Any]],
+    state: LevelState,
+    steps_30d: Mapping[str, int],
+) -> dict[str, dict[str, Any]]:
+    """The snapshots' signals as the engine reads them under the trials: a level step is not
+    a change of the engine's fee. Fee changes over 30 days leave the steps out; the last
+    change is the own fee's."""
+    out = dict(signals)
+    for cid in state.channels:
+        if cid not in signals:
+            continue
+        sig = dict(signals[cid])
+        sig["fee_changes"] = max(0, sig.get("fee_changes", 0) - steps_30d.get(cid, 0))
+        since = state.own_since.get(cid)
+        if since is not None:
+            sig["fee_changed_at"] = since
+        else:  # the own fee has not changed within 30 days: only steps since
+            sig.pop("fee_changed_at", None)
+        out[cid] = sig
+    return out
 
 
 def as_engine_sees(rows: list[dict], levels: Mapping[str, ChannelLevel]) -> list[dict]:
@@ -187,10 +217,29 @@ async def step_level_trials(profile: Profile, cfg: ExecutionSettings, now: int) 
     target = state.percent
     if cfg.mode != "observe":
         levels = await _roll_out(rows, levels, target, cfg, now)
+    state.own_since = await _own_since(state, levels, now)
     state.channels = levels
     if state.to_doc() != stored:  # most passes change nothing: no write, caches stay valid
         await crud.save_doc(STATE_DOC, state.to_doc(), now)
     return state
+
+
+async def _own_since(
+    state: LevelState, levels: dict[str, ChannelLevel], now: int
+) -> dict[str, int | None]:
+    """When each channel's own fee last changed: now where it changed since the last pass; for
+    a channel new to the trials, the snapshots' last fee change (None: not within 30 days)."""
+    new = [cid for cid in levels if cid not in state.channels]
+    seen = await crud.channel_signals(now - 7 * DAY, now - 30 * DAY) if new else {}
+    out: dict[str, int | None] = {}
+    for cid, held in levels.items():
+        if cid in new:
+            out[cid] = seen.get(cid, {}).get("fee_changed_at")
+        elif held.own_ppm != state.channels[cid].own_ppm:
+            out[cid] = now
+        else:
+            out[cid] = state.own_since.get(cid)
+    return out
 
 
 async def _next_day(state: LevelState, now: int) -> None:

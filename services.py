@@ -32,7 +32,7 @@ from .engine.rules import Rule, RuleError, parse_rules
 from .engine.sources.simulated import SimConfig, SimulatedNode
 from .execution import load_execution_settings
 from .graph_service import network_context
-from .level_service import as_engine_sees, current_levels
+from .level_service import as_engine_sees, current_levels, engine_signals
 from .level_service import load_state as load_level_state
 from .models import BackendOut, DaznodeSettings
 
@@ -260,10 +260,14 @@ async def evaluate(now: int) -> tuple[list[Recommendation], Profile, NetworkCont
     height = int(json.loads(state.get("node_info") or "{}").get("block_height", 0))
     rows = await crud.get_channels()
     # Under price level trials the engine decides on its own fees (level_service).
-    levels = current_levels(rows, await load_level_state(), await load_execution_settings())
+    level_state = await load_level_state()
+    levels = current_levels(rows, level_state, await load_execution_settings())
     rows = as_engine_sees(rows, levels)
     stats = {d: await crud.forward_stats_by_channel(pubkey, now - d * 86400) for d in WINDOWS}
     signals = await crud.channel_signals(now - 7 * 86400, now - 30 * 86400)
+    if level_state.channels:
+        steps = await crud.level_steps_since(now - 30 * 86400)
+        signals = engine_signals(signals, level_state, steps)
     metrics = build_metrics(rows, stats, signals, height, now)
     metrics = await with_lessons(metrics, now)
     profile, rules, net = await load_profile(), await load_rules(), network_context()

@@ -244,3 +244,25 @@ async def test_trials_wait_for_auto_mode_and_bad_input_is_refused(client, admin,
         ).status_code == 403
     finally:
         await client.put(f"{API}/execution", headers=h, json=execution)
+
+
+async def test_the_engine_does_not_count_level_steps_as_its_fee_changes():
+    service = sys.modules["daznode.level_service"]
+    level = sys.modules["daznode.engine.level_trials"].ChannelLevel
+    state = service.LevelState(
+        50, 1000, "", {"a": level(100, 50), "b": level(80, 50)}, {"a": 500, "b": None}
+    )
+    signals = {
+        "a": {"fee_changes": 5, "fee_changed_at": 900},  # 4 of them level steps
+        "b": {"fee_changes": 3, "fee_changed_at": 950},  # all steps: own fee unchanged
+        "c": {"fee_changes": 2, "fee_changed_at": 10},  # not under the trials
+    }
+    out = service.engine_signals(signals, state, {"a": 4, "b": 3})
+    assert out["a"] == {"fee_changes": 1, "fee_changed_at": 500}
+    assert out["b"] == {"fee_changes": 0}  # unknown: long ago
+    assert out["c"] == signals["c"] and signals["a"]["fee_changes"] == 5  # input untouched
+    # The state round-trips through its document, and reads one written without own_since.
+    assert service.LevelState.from_doc(state.to_doc()) == state
+    old = {"percent": 50, "day_start": 1000, "reason": "", "channels": {"a": [100, 50]}}
+    assert service.LevelState.from_doc(old).own_since == {"a": None}
+    assert service.LevelState.from_doc({"channels": 3}) == service.LevelState()  # unusable
