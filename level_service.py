@@ -45,6 +45,7 @@ from .execution import (
 
 STATE_DOC = "level_trials"
 DAY = 86400
+RETRY_SECONDS = 900  # after the node refused a step
 ACTOR = "daznode (level trials)"
 
 
@@ -57,12 +58,14 @@ class LevelState:
     # When each channel's own fee last changed (None: before the trials, as the snapshots
     # say): the engine's "fee unchanged for a week" must not count the level's steps.
     own_since: dict[str, int | None] = field(default_factory=dict)
+    retry_at: int = 0  # after a step the node refused: not before (no batch, alert, per pass)
 
     def to_doc(self) -> dict[str, Any]:
         return {
             "percent": self.percent,
             "day_start": self.day_start,
             "reason": self.reason,
+            "retry_at": self.retry_at,
             "channels": {
                 c: [h.own_ppm, h.percent, self.own_since.get(c)] for c, h in self.channels.items()
             },
@@ -76,7 +79,14 @@ class LevelState:
             raw = doc["channels"].items()
             channels = {c: ChannelLevel(int(v[0]), int(v[1])) for c, v in raw}
             since = {c: (int(v[2]) if len(v) > 2 and v[2] is not None else None) for c, v in raw}
-            return cls(int(doc["percent"]), doc["day_start"], str(doc["reason"]), channels, since)
+            return cls(
+                int(doc["percent"]),
+                doc["day_start"],
+                str(doc["reason"]),
+                channels,
+                since,
+                int(doc.get("retry_at") or 0),
+            )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             logger.warning(f"daznode: stored level state unusable ({exc}); starting again")
             return cls()
@@ -214,9 +224,9 @@ async def step_level_trials(profile: Profile, cfg: ExecutionSettings, now: int) 
         logger.info(f"daznode: price level trials stopped: {why_not}")
         await crud.add_audit(now, ACTOR, "stopped", "", why_not)
         state.percent, state.day_start, state.reason = 100, None, f"stopped: {why_not}"
-    target = state.percent
-    if cfg.mode != "observe":
-        levels = await _roll_out(rows, levels, target, cfg, now)
+    if cfg.mode != "observe" and now >= state.retry_at:
+        levels, failed = await _roll_out(rows, levels, state.percent, cfg, now)
+        state.retry_at = now + RETRY_SECONDS if failed else 0
     state.own_since = await _own_since(state, levels, now)
     state.channels = levels
     if state.to_doc() != stored:  # most passes change nothing: no write, caches stay valid
@@ -264,10 +274,11 @@ async def trial_days() -> list[TrialDay]:
 
 async def _roll_out(
     rows: list[dict], levels: dict[str, ChannelLevel], target: int, cfg: ExecutionSettings, now: int
-) -> dict[str, ChannelLevel]:
+) -> tuple[dict[str, ChannelLevel], bool]:
     """Channels not at `target` moved there in one step each, largest first, as many as the
     cooldown and budgets allow now (the rest on a later pass); a channel with the admin's
-    own change waiting waits too."""
+    own change waiting waits too. Returns what each channel holds, and whether the node
+    refused the step."""
     waiting = {
         r["channel_id"]
         for r in await crud.get_changes("pending")
@@ -293,12 +304,12 @@ async def _roll_out(
         reason = f"price level {target} %: own fee {held.own_ppm} ppm -> {fee} ppm on the node"
         changes.append(PolicyChange(uuid.uuid4().hex[:16], cid, before, after, reason))
     if not changes:
-        return levels
+        return levels, False
     log = await update_log(now, cfg.bounds)
     verdicts = validate_batch(changes, cfg.bounds, cfg.overrides, log, now, step_limit=False)
     ready = [(c, v) for c, v in zip(changes, verdicts, strict=True) if v.ok]
     if not ready:
-        return levels
+        return levels, False
     for change, verdict in ready:
         await crud.create_change(
             pending_row(
@@ -316,14 +327,14 @@ async def _roll_out(
     except (ValueError, RuntimeError) as exc:
         logger.warning(f"daznode: price level step not applied: {exc}")
         await crud.set_change_status(ids, "failed", now, ACTOR)
-        return levels
-    if outcome.status == "SUCCESS":
-        for change, _ in ready:
-            if change.change_id not in outcome.rejected:
-                levels[change.channel_id] = ChannelLevel(levels[change.channel_id].own_ppm, target)
-    else:
+        return levels, True
+    if outcome.status != "SUCCESS":
         logger.warning(f"daznode: price level step {outcome.status}: {outcome.detail}")
-    return levels
+        return levels, True
+    for change, _ in ready:
+        if change.change_id not in outcome.rejected:
+            levels[change.channel_id] = ChannelLevel(levels[change.channel_id].own_ppm, target)
+    return levels, False
 
 
 @dataclass(frozen=True)

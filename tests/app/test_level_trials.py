@@ -266,3 +266,42 @@ async def test_the_engine_does_not_count_level_steps_as_its_fee_changes():
     old = {"percent": 50, "day_start": 1000, "reason": "", "channels": {"a": [100, 50]}}
     assert service.LevelState.from_doc(old).own_since == {"a": None}
     assert service.LevelState.from_doc({"channels": 3}) == service.LevelState()  # unusable
+
+
+async def test_a_step_the_node_refused_waits_before_the_next_try(client, admin):
+    h = admin.key_headers(admin=True)
+    service = sys.modules["daznode.level_service"]
+    services = sys.modules["daznode.services"]
+    execution = sys.modules["daznode.execution"]
+    async with auto_mode(client, h, max_updates_per_node_per_hour=1000):
+        await _run(client, h)
+        await _end_the_day([])
+        profile, cfg = await services.load_profile(), await execution.load_execution_settings()
+        services._cache.clear()  # the node's connection gone
+        now = int(time.time())
+        state = await service.step_level_trials(profile, cfg, now)
+        assert state.retry_at == now + service.RETRY_SECONDS
+        failed = [
+            c
+            for c in (await client.get(f"{API}/changes", headers=h)).json()
+            if c["origin"] == "level-trial" and c["status"] == "failed"
+        ]
+        assert failed  # recorded, not left pending
+        again = await service.step_level_trials(profile, cfg, now + 60)
+        assert again.retry_at == state.retry_at  # no second try within the wait
+        later = [
+            c
+            for c in (await client.get(f"{API}/changes", headers=h)).json()
+            if c["origin"] == "level-trial" and c["status"] == "failed"
+        ]
+        assert len(later) == len(failed)
+        await _run(client, h)  # the node back; the wait still holds
+        assert (await _trials(client, h))["channels_at_level"] < (await _trials(client, h))[
+            "channels"
+        ]
+        again.retry_at = 0
+        crud = sys.modules["daznode.crud"]
+        await crud.save_doc(service.STATE_DOC, again.to_doc(), int(time.time()))
+        await _run(client, h)
+        out = await _trials(client, h)
+        assert out["channels_at_level"] == out["channels"]
