@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from .engine.changes import PolicyChange
 from .engine.execute import JournalItem
+from .engine.level_trials import own_fee
 from .engine.node_score import NodeScore
 from .engine.node_source import (
     Channel,
@@ -742,11 +743,13 @@ async def _insert_change(tx: Tx, row: dict) -> int:
     await tx.run(
         """
         INSERT INTO daznode.changes (id, created_at, channel_id, kind, status,
-            before_policy, after_policy, reasons, confidence, origin, validation, action)
+            before_policy, after_policy, reasons, confidence, origin, validation, action,
+            level_percent)
         VALUES (:id, :created_at, :channel_id, :kind, :status, :before_policy,
-            :after_policy, :reasons, :confidence, :origin, :validation, :action)
+            :after_policy, :reasons, :confidence, :origin, :validation, :action,
+            :level_percent)
         """,
-        {"action": "{}", **row},
+        {"action": "{}", "level_percent": 100, **row},
     )
     return retired.rowcount or 0
 
@@ -1783,27 +1786,35 @@ async def forward_history(node_pubkey: str, since: int, limit: int = 200_000) ->
     }
 
 
+def _own(policy_json: str, level_percent: int | None) -> int:
+    """A change's fee as the engine's own: taken out of the price level it was made at."""
+    return own_fee(json.loads(policy_json)["fee_rate_ppm"], level_percent or 100)
+
+
 async def engine_lessons(now: int, window: int, memory: int) -> tuple[set[str], list[dict]]:
     """What measuring our changes taught: the channels with a change applied within the last
-    `window` seconds and no verdict yet, and the verdicts of the last `memory` seconds with
-    the fees before and after each change."""
+    `window` seconds and no verdict yet (price level steps are not measured), and the
+    verdicts of the last `memory` seconds with the own fees before and after each change."""
     measuring = {
         r["channel_id"]
         for r in await db.fetchall(
             """
             SELECT i.channel_id FROM daznode.batch_items i
             LEFT JOIN daznode.impact m ON m.batch_id = i.batch_id AND m.change_id = i.change_id
+            LEFT JOIN daznode.changes c ON c.id = i.change_id
             WHERE i.status = 'APPLIED' AND i.updated_at > :since AND m.batch_id IS NULL
+            AND (c.origin IS NULL OR c.origin <> :level)
             """,
-            {"since": now - window},
+            {"since": now - window, "level": LEVEL_TRIAL_ORIGIN},
         )
     }
     rows = await db.fetchall(
         """
         SELECT m.channel_id, m.evaluated_at, m.outcome, m.verdict, i.before_policy,
-               i.after_policy
+               i.after_policy, c.level_percent
         FROM daznode.impact m
         JOIN daznode.batch_items i ON i.batch_id = m.batch_id AND i.change_id = m.change_id
+        LEFT JOIN daznode.changes c ON c.id = m.change_id
         WHERE m.evaluated_at >= :since
         """,
         {"since": now - memory},
@@ -1814,8 +1825,8 @@ async def engine_lessons(now: int, window: int, memory: int) -> tuple[set[str], 
             "evaluated_at": int(r["evaluated_at"]),
             "outcome": r["outcome"],
             "adjusted_change": json.loads(r["verdict"]).get("adjusted_change"),
-            "fee_before_ppm": json.loads(r["before_policy"])["fee_rate_ppm"],
-            "fee_after_ppm": json.loads(r["after_policy"])["fee_rate_ppm"],
+            "fee_before_ppm": _own(r["before_policy"], r["level_percent"]),
+            "fee_after_ppm": _own(r["after_policy"], r["level_percent"]),
         }
         for r in rows
     ]

@@ -127,9 +127,12 @@ def pending_row(
     checks: list[str],
     now: int,
     confidence: float | None = None,
+    level_percent: int = 100,
 ) -> dict:
-    """A proposal as the changes table stores it."""
+    """A proposal as the changes table stores it; `level_percent`: the price level its
+    channel was at (the engine learns from the change on its own fees)."""
     return {
+        "level_percent": level_percent,
         "id": change.change_id,
         "created_at": now,
         "channel_id": change.channel_id,
@@ -155,6 +158,7 @@ def _row(
     verdict,
     now: int,
     proposed_fee: int | None = None,
+    level_percent: int = 100,
 ) -> dict:
     reasons = list(rec.reasons)
     if proposed_fee is not None and proposed_fee != change.after.fee_rate_ppm:
@@ -167,6 +171,7 @@ def _row(
         checks=list(verdict.reasons) or list(verdict.checks),
         now=now,
         confidence=rec.confidence,
+        level_percent=level_percent,
     )
 
 
@@ -238,7 +243,9 @@ async def propose(
         if verdict.later:
             continue  # not now; the next evaluation proposes it again when allowed
         status = "pending" if verdict.ok else "rejected"
-        rows.append(_row(change, rec, status, verdict, now, engine_fee))
+        held = levels.get(change.channel_id)
+        percent = held.percent if held else 100
+        rows.append(_row(change, rec, status, verdict, now, engine_fee, percent))
         await crud.create_change(rows[-1])
         await crud.add_audit(
             now,

@@ -407,3 +407,11 @@ async def m008_level_trials(db):
         );
         """
     )
+
+
+async def m009_change_level(db):
+    """The price level a change's channel was at when it was proposed: what measuring the
+    change teaches the engine is read back on its own fees (fee / level)."""
+    await db.execute(
+        "ALTER TABLE daznode.changes ADD COLUMN level_percent INTEGER NOT NULL DEFAULT 100"
+    )

@@ -872,6 +872,7 @@ async def api_create_change(caller: Admin, body: ManualChange) -> ChangeOut:
     if not verdict.ok:
         raise HTTPException(HTTPStatus.BAD_REQUEST, "; ".join(verdict.reasons))
     now = int(time.time())
+    held = (await levels_now()).get(change.channel_id)
     row = pending_row(
         change,
         status="pending",
@@ -879,6 +880,7 @@ async def api_create_change(caller: Admin, body: ManualChange) -> ChangeOut:
         origin="manual",
         checks=list(verdict.checks),
         now=now,
+        level_percent=held.percent if held else 100,
     )
     await create_change(row)
     await add_audit(now, _actor(caller), "proposed", change.channel_id, row["after_policy"])

@@ -305,3 +305,58 @@ async def test_a_step_the_node_refused_waits_before_the_next_try(client, admin):
         await _run(client, h)
         out = await _trials(client, h)
         assert out["channels_at_level"] == out["channels"]
+
+
+async def test_the_engine_learns_from_a_change_on_its_own_fees(client, admin):
+    """A change made at 50 % from 60 to 90 ppm on the node taught the engine about its own
+    fees, 120 -> 180 ppm; a level step is never a change being measured."""
+    crud = sys.modules["daznode.crud"]
+    execution = sys.modules["daznode.execution"]
+    policy = sys.modules["daznode.engine.node_source"].RoutingPolicy
+    change = sys.modules["daznode.engine.changes"].PolicyChange
+    now = int(time.time())
+    before, after = policy(0, 60, 40, 1000, 10**9), policy(0, 90, 40, 1000, 10**9)
+    for cid, origin, percent, evaluated in (
+        ("9x9x1", "engine", 50, True),
+        ("9x9x2", crud.LEVEL_TRIAL_ORIGIN, 50, False),
+    ):
+        row = execution.pending_row(
+            change(f"learn-{cid}", cid, before, after, "test"),
+            status="applied",
+            reasons=["test"],
+            origin=origin,
+            checks=[],
+            now=now - 3600,
+            level_percent=percent,
+        )
+        await crud.create_change(row)
+        await crud.db.execute(
+            "INSERT INTO daznode.batch_items (batch_id, change_id, position, channel_id, status, "
+            "before_policy, after_policy, updated_at) VALUES (:b, :c, 0, :cid, 'APPLIED', "
+            ":before, :after, :t)",
+            {
+                "b": f"batch-{cid}",
+                "c": row["id"],
+                "cid": cid,
+                "before": row["before_policy"],
+                "after": row["after_policy"],
+                "t": now - 3600,
+            },
+        )
+        if evaluated:
+            await crud.record_impact(
+                {
+                    "batch_id": f"batch-{cid}",
+                    "change_id": row["id"],
+                    "channel_id": cid,
+                    "applied_at": now - 3600,
+                    "evaluated_at": now - 60,
+                    "outcome": "hurt",
+                    "rolled_back": 0,
+                    "verdict": '{"adjusted_change": -0.4}',
+                }
+            )
+    measuring, verdicts = await crud.engine_lessons(now, 2 * 86400, 14 * 86400)
+    mine = [v for v in verdicts if v["channel_id"] == "9x9x1"]
+    assert [(v["fee_before_ppm"], v["fee_after_ppm"]) for v in mine] == [(120, 180)]
+    assert "9x9x2" not in measuring  # a level step: not an experiment of the engine's
