@@ -27,7 +27,12 @@ from .engine.graph_worker import run_analytics_worker
 from .engine.metrics import NetworkContext
 from .engine.node_score import COMPONENTS, NodeScore, Percentile, score_nodes
 from .engine.node_source import NetworkGraph, NodeSource, NodeSourceError
-from .engine.peer_suggest import PeerSuggestion, betweenness_percentile, suggest_peers
+from .engine.peer_suggest import (
+    PeerSuggestion,
+    ReachSets,
+    betweenness_percentile,
+    suggest_peers,
+)
 
 EXTENSION_DIR = Path(__file__).resolve().parent
 GRAPH_TIMEOUT_SECONDS = 300
@@ -57,7 +62,7 @@ class GraphState:
     scores: dict[str, NodeScore] = field(default_factory=dict)
     ranked: list[str] = field(default_factory=list)
     cache: dict[tuple, Any] = field(default_factory=dict)
-    nearby: dict[str, frozenset[str]] = field(default_factory=dict)  # 2-hop sets, per node
+    nearby: ReachSets = field(default_factory=lambda: ReachSets({}))  # 2-hop sets, per node
     central: Percentile = field(default_factory=lambda: Percentile([]))  # betweenness
 
     @property
@@ -207,11 +212,12 @@ def _networkx(graph: NetworkGraph) -> nx.Graph:
 
 async def _install(graph: NetworkGraph, scores: list[NodeScore], version: int) -> None:
     simple = await asyncio.to_thread(_networkx, graph)
+    reach = await asyncio.to_thread(ReachSets, simple.adj)
     _state.graph, _state.nx, _state.version = graph, simple, version
     _state.scores = {s.pubkey: s for s in scores}
     _state.ranked = [s.pubkey for s in scores]
     _state.cache = {}
-    _state.nearby = {}
+    _state.nearby = reach
     _state.central = betweenness_percentile(_state.scores)
 
 

@@ -8,7 +8,7 @@ network's, and how reliable its gossip looks. Existing peers are never suggested
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, MutableMapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from .node_score import NodeScore, Percentile, percent_text
@@ -43,6 +43,41 @@ def within_hops(adjacency: Mapping[str, Collection[str]], start: str, hops: int)
     return seen
 
 
+class ReachSets:
+    """Node sets as bitmasks over one graph's nodes, and each candidate's (HOPS-1)-hop set,
+    memoised: a node's gain from a candidate is then one AND and a bit count, where a set
+    difference cost a lookup per node (the 200 candidates of a mainnet lookup reach about
+    3,800 nodes each). Depends on the graph only: the service keeps one per graph version."""
+
+    def __init__(self, adjacency: Mapping[str, Collection[str]]) -> None:
+        # Fixed at creation, so that threads may share it (the service's lookups run in them).
+        self.adjacency = adjacency
+        nodes = dict.fromkeys(adjacency)
+        for peers in adjacency.values():
+            nodes.update(dict.fromkeys(peers))
+        self._bit = {n: i for i, n in enumerate(nodes)}
+        self._size = len(self._bit) // 8 + 1
+        self._nearby: dict[str, int] = {}
+
+    def mask(self, nodes: Collection[str]) -> int:
+        bits = bytearray(self._size)
+        for n in nodes:
+            i = self._bit[n]
+            bits[i >> 3] |= 1 << (i & 7)
+        return int.from_bytes(bits, "little")
+
+    def nearby(self, node: str) -> int:
+        """The nodes within HOPS-1 hops of `node`: after opening node-c, everything within
+        HOPS-1 hops of c is within HOPS hops of node."""
+        found = self._nearby.get(node)
+        if found is None:
+            found = self._nearby[node] = self.mask(within_hops(self.adjacency, node, HOPS - 1))
+        return found
+
+    def __len__(self) -> int:
+        return len(self._nearby)
+
+
 def suggest_peers(
     node: str,
     adjacency: Mapping[str, Collection[str]],
@@ -50,7 +85,7 @@ def suggest_peers(
     ranked: list[str],
     limit: int = 10,
     pool: int = 200,
-    nearby: MutableMapping[str, frozenset[str]] | None = None,
+    nearby: ReachSets | None = None,
     central: Percentile | None = None,
 ) -> list[PeerSuggestion]:
     """`ranked`: pubkeys best composite first; the `pool` best non-peers are examined (the
@@ -67,12 +102,9 @@ def suggest_peers(
         and p in scores
         and scores[p].channels >= MIN_CANDIDATE_CHANNELS
     ][:pool]
-    # After opening node-c, everything within HOPS-1 hops of c is within HOPS hops of node.
-    memo: MutableMapping[str, frozenset[str]] = {} if nearby is None else nearby
-    for c in candidates:
-        if c not in memo:
-            memo[c] = frozenset(within_hops(adjacency, c, HOPS - 1))
-    gains = {c: len(memo[c] - reached) for c in candidates}
+    sets = ReachSets(adjacency) if nearby is None else nearby
+    outside = ~sets.mask(reached)
+    gains = {c: (sets.nearby(c) & outside).bit_count() for c in candidates}
     best_gain = max(gains.values(), default=0) or 1
     # The reasons quote the plain percentile; the centrality component blends it (node_score).
     central = central or betweenness_percentile(scores)

@@ -20,7 +20,7 @@ from engine.node_score import (
     score_nodes,
 )
 from engine.node_source import GraphEdge, GraphNode, NetworkGraph, RoutingPolicy
-from engine.peer_suggest import suggest_peers, within_hops
+from engine.peer_suggest import ReachSets, suggest_peers, within_hops
 
 
 def key(i: int) -> str:
@@ -183,12 +183,14 @@ def test_suggestions_exclude_peers_and_prefer_new_reach():
     assert f"more central than {percent_text(100 * below)} of nodes" in got[0].reasons
     assert got[0].components["centrality"] > 100 * below
     # The 2-hop sets kept between calls (per graph version) give the same answers, for any node.
-    nearby: dict = {}
+    nearby = ReachSets(adj)
     by_key = {s.pubkey: s for s in scores}
     for node in (key(0), key(20), key(0)):
         fresh = suggest_peers(node, adj, by_key, ranked, limit=5)
         assert suggest_peers(node, adj, by_key, ranked, limit=5, nearby=nearby) == fresh
-    assert nearby and all(v == frozenset(within_hops(adj, k, 2)) for k, v in nearby.items())
+        for s in fresh:  # the bitmask count is the set difference's size
+            assert s.reach_gain == len(within_hops(adj, s.pubkey, 2) - within_hops(adj, node, 3))
+    assert len(nearby) > 5
 
 
 def adj_edges(adj):
