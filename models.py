@@ -601,6 +601,10 @@ class LevelTrialsOut(BaseModel):
     reason: str
     day_start: int | None
     next_day_at: int | None
+    engine_quiet_from: int | None = Field(
+        description="From then until the next level, the engine changes no fee: every "
+        "channel must be free (past its cooldown) to take the next level when the day starts"
+    )
     channels: int = Field(description="Channels under the level (not pinned or excluded)")
     channels_at_level: int = Field(description="Of those, how many are at today's level yet")
     levels: list[LevelTrialLevel]

@@ -35,6 +35,7 @@ from .crud import (
     update_monitor_state,
 )
 from .engine.backoff import backoff_seconds
+from .engine.level_trials import engine_waits
 from .engine.node_source import NodeSource, NodeSourceError
 from .execution import (
     evaluate_applied_changes,
@@ -154,10 +155,11 @@ async def _propose(now: int) -> None:
         await evaluate_applied_changes(state.get("node_pubkey") or "", now)
         await generate_due(now)
         cfg = await load_execution_settings()
-        await step_level_trials(await load_profile(), cfg, now)
+        trials = await step_level_trials(await load_profile(), cfg, now)
         recs, _profile, _net = await evaluate(now)
         levels = await levels_now()
-        await propose(recs, now, levels)
+        if not engine_waits(trials.day_start, now, cfg.bounds.cooldown_seconds):
+            await propose(recs, now, levels)
         await propose_actions(recs, cfg, now, levels)
         await sim_service.maybe_shadow(now)
         await sim_service.maybe_propose_level(now)

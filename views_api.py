@@ -66,7 +66,7 @@ from .engine.changes import POLICY_FIELDS, PolicyChange
 from .engine.chargelnd import import_chargelnd
 from .engine.decide import Decision, Recommendation
 from .engine.graph_io import GraphFormatError, load_graph
-from .engine.level_trials import WINDOW_DAYS, ChannelLevel, level_fee
+from .engine.level_trials import WINDOW_DAYS, ChannelLevel, engine_quiet_from, level_fee
 from .engine.node_source import (
     BLOCKS_PER_DAY,
     NodeSourceError,
@@ -767,6 +767,11 @@ async def _level_trials_out() -> LevelTrialsOut:
         reason=state.reason,
         day_start=state.day_start,
         next_day_at=state.day_start + LEVEL_DAY if state.day_start is not None else None,
+        engine_quiet_from=(
+            engine_quiet_from(state.day_start, cfg.bounds.cooldown_seconds)
+            if state.day_start is not None
+            else None
+        ),
         channels=len(levels),
         channels_at_level=sum(h.percent == state.percent for h in levels.values()),
         levels=[

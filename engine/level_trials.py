@@ -27,6 +27,7 @@ from .sim_policy import scaled_fee
 FIRST_ORDER = (100, 50, 200, 25, 400, 800, 1600)
 RUNNER_UP_SHARE = 0.8  # tried again when one lucky day could bring it to this share of the best
 WINDOW_DAYS = 28  # older days no longer describe the node's demand
+DAY = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,20 @@ def held_level(
         if percent and level_fee(held.own_ppm, percent, lo, hi) == fee_ppm:
             return ChannelLevel(held.own_ppm, percent)
     return ChannelLevel(own_fee(fee_ppm, held.percent), held.percent)
+
+
+def engine_quiet_from(day_start: int, cooldown_seconds: int) -> int:
+    """When the engine's fee changes stop until the next day's step. A change made within
+    the cooldown before the step holds its channel at the old level into the new day, and
+    a forward over it then credits the new level with the old level's price (one such
+    forward decided a month's level in the simulator). So the engine changes fees in the
+    first part of each day only: all but the cooldown, and at least half the day."""
+    return day_start + DAY - min(cooldown_seconds, DAY // 2)
+
+
+def engine_waits(day_start: int | None, now: int, cooldown_seconds: int) -> bool:
+    """Whether the engine's fee changes wait for the next day's step (engine_quiet_from)."""
+    return day_start is not None and now >= engine_quiet_from(day_start, cooldown_seconds)
 
 
 def rebalance_fee_cap(max_fee_ppm: int, held: ChannelLevel | None) -> int:

@@ -32,7 +32,14 @@ from .changes import PolicyChange
 from .decide import evaluate_node
 from .impact import ChannelFlow, ImpactInput, ImpactSettings, evaluate_impact, sum_flows
 from .lessons import Lesson, with_lessons
-from .level_trials import ChannelLevel, TrialDay, held_level, level_fee, next_level
+from .level_trials import (
+    ChannelLevel,
+    TrialDay,
+    engine_waits,
+    held_level,
+    level_fee,
+    next_level,
+)
 from .metrics import ChannelMetrics, NetworkContext
 from .node_source import RoutingPolicy
 from .profiles import Profile
@@ -254,6 +261,10 @@ class DaznodePolicy:
             )
         ]
         own: dict[str, int] = {}
+        if trials is not None and engine_waits(
+            trials.day_started, now, self.bounds.cooldown_seconds
+        ):
+            changes = []  # the next day's step must find every channel free to take it
         if trials is not None:  # own fees -> the node's, at each channel's level
             node = {c.channel_id: c.local_policy for c in channels if c.local_policy is not None}
             own = {c.channel_id: c.after.fee_rate_ppm for c in changes}

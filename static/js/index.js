@@ -93,6 +93,10 @@ window.app = Vue.createApp({
       if (!seen.length) return null
       return seen.reduce((a, b) => (b.mean_fees_msat > a.mean_fees_msat ? b : a)).percent
     },
+    engineQuiet() {
+      const t = this.levelTrials
+      return !!(t && t.engine_quiet_from && t.engine_quiet_from <= Date.now() / 1000)
+    },
     levelBarMax() {
       return Math.max(0, ...(this.levelTrials ? this.levelTrials.levels.map(l => l.mean_fees_msat) : []))
     },

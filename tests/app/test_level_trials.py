@@ -31,7 +31,7 @@ async def _trials(client, h) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def auto_mode(client, h, **bounds):
+async def auto_mode(client, h, min_confidence: float | None = None, **bounds):
     """Auto mode with the balanced profile (trials on) and no cooldown, restored after."""
     profile = (await client.get(f"{API}/profile", headers=h)).json()["active"]
     execution = (await client.get(f"{API}/execution", headers=h)).json()
@@ -47,7 +47,14 @@ async def auto_mode(client, h, **bounds):
     r = await client.put(
         f"{API}/execution",
         headers=h,
-        json={**execution, "mode": "auto", "bounds": {**execution["bounds"], **loose}},
+        json={
+            **execution,
+            "mode": "auto",
+            "min_confidence": execution["min_confidence"]
+            if min_confidence is None
+            else min_confidence,
+            "bounds": {**execution["bounds"], **loose},
+        },
     )
     assert r.status_code == 200, r.text
     try:
@@ -360,3 +367,34 @@ async def test_the_engine_learns_from_a_change_on_its_own_fees(client, admin):
     mine = [v for v in verdicts if v["channel_id"] == "9x9x1"]
     assert [(v["fee_before_ppm"], v["fee_after_ppm"]) for v in mine] == [(120, 180)]
     assert "9x9x2" not in measuring  # a level step: not an experiment of the engine's
+
+
+async def test_the_engine_changes_no_fee_just_before_the_next_level(client, admin):
+    """Within the cooldown before the day's step the engine changes no fee: a change then
+    would hold its channel at the old level into the next day. The passes run ten minutes
+    ahead, past the cooldown of the steps and changes that earlier tests made."""
+    h = admin.key_headers(admin=True)
+    crud = sys.modules["daznode.crud"]
+    service = sys.modules["daznode.level_service"]
+    tasks = sys.modules["daznode.tasks"]
+    cooldown = 120
+    ahead = int(time.time()) + 600
+
+    async def engine_changes_in_a_pass(to_the_step: int) -> list[dict]:
+        state = await service.load_state()
+        state.day_start = ahead - DAY + to_the_step
+        await crud.save_doc(service.STATE_DOC, state.to_doc(), ahead)
+        await tasks._propose(ahead)
+        changes = (await client.get(f"{API}/changes", headers=h)).json()
+        return [c for c in changes if c["origin"] == "engine" and c["created_at"] >= ahead]
+
+    # Every recommendation applies, and earlier tests spent the node's hourly gossip budget.
+    loose = {"min_confidence": 0.0, "max_updates_per_node_per_hour": 100_000}
+    async with auto_mode(client, h, cooldown_seconds=cooldown, **loose):
+        await _run(client, h)
+        assert await engine_changes_in_a_pass(cooldown - 60) == []  # in the pause
+        trials = await _trials(client, h)
+        assert trials["engine_quiet_from"] == trials["next_day_at"] - cooldown
+        assert trials["engine_quiet_from"] <= ahead < trials["next_day_at"]
+        made = await engine_changes_in_a_pass(cooldown + 60)  # the same pass, before it
+        assert made and all(c["status"] == "applied" for c in made), made

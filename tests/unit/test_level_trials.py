@@ -9,6 +9,8 @@ from engine.level_trials import (
     WINDOW_DAYS,
     ChannelLevel,
     TrialDay,
+    engine_quiet_from,
+    engine_waits,
     forward_value_msat,
     held_level,
     hopeful_msat,
@@ -202,3 +204,13 @@ def test_a_refill_budget_shrinks_with_the_level_below_100_percent():
     assert rebalance_fee_cap(800, ChannelLevel(100, 25)) == 200
     assert rebalance_fee_cap(800, ChannelLevel(100, 400)) == 800  # never above the plan's
     assert rebalance_fee_cap(800, None) == 800
+
+
+def test_the_engine_pauses_for_the_cooldown_before_the_next_step():
+    start, hour = 1_800_000_000, 3600
+    assert engine_quiet_from(start, 6 * hour) == start + 18 * hour
+    assert engine_quiet_from(start, 0) == start + 24 * hour  # no cooldown: no pause
+    assert engine_quiet_from(start, 30 * 24 * hour) == start + 12 * hour  # half a day at most
+    assert not engine_waits(start, start + 18 * hour - 1, 6 * hour)
+    assert engine_waits(start, start + 18 * hour, 6 * hour)
+    assert not engine_waits(None, start, 6 * hour)  # trials not running

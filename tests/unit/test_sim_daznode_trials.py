@@ -152,6 +152,19 @@ def test_the_engines_change_is_made_on_the_own_fee_and_scaled_by_the_held_level(
     assert p.level_updates == set()
 
 
+def test_the_engine_changes_no_fee_within_the_cooldown_before_the_next_level():
+    busy = chan(local_sat=500_000, fee_ppm=100, windows=(BUSY_WEEK, BUSY_DAY))
+    cooldown = Bounds().cooldown_seconds
+    for into_the_day, changes in ((DAY - cooldown - 60, True), (DAY - cooldown + 60, False)):
+        p = DaznodePolicy(BALANCED)
+        assert p.trials is not None
+        p.trials.day_started = NOW - into_the_day
+        p.trials.held["800000x1x0"] = ChannelLevel(100, 100)
+        actions = p.decide([busy], network({P1: 1000}), NOW)
+        assert ("800000x1x0" in actions.fees) is changes, into_the_day
+        assert bool(p.applied) is changes
+
+
 def test_a_fee_set_by_someone_else_becomes_the_own_fee_at_its_level():
     p = DaznodePolicy(BALANCED)
     p.attach_flows(earning)
