@@ -251,7 +251,9 @@ def longer_horizon(graph: NetworkGraph, seeds: tuple[int, ...], days: int) -> li
         f"### Over {days} days",
         "",
         f"The same seeds and placements over {days} simulated days, the baselines and the "
-        "balanced profile only.",
+        "balanced profile only. The engine measures its own changes and its price level "
+        "trials learn from every day; the baselines do not learn, so the horizon is part of "
+        "the result.",
         "",
     ]
     for label, placement_data in data["placements"].items():
@@ -275,6 +277,14 @@ def run(seeds: tuple[int, ...] = SEEDS, long_days: int = LONG_DAYS) -> list[str]
         f"{len(seeds)} seeds x {len(PLACEMENTS)} placements, {DAYS} simulated days after a "
         "7-day warm-up, the same payments for every policy (docs/SIMULATION.md). Net profit = "
         "fees earned - rebalancing cost, in sat; spread = standard deviation over the seeds.",
+        "",
+        "Traffic is thin at this demand (200,000 payments a day, River's lower bound for "
+        "mainnet): at the network median fee the mid-size router forwards a few payments a "
+        "day over its channels, the small node fewer (the fee table below). Most channels see "
+        "a forward every few days, too few for a per-channel measurement to tell a good price "
+        "from a bad one within 30 days; the balanced and aggressive profiles run price level "
+        "trials (one level for the whole node, tried on whole days), the conservative one "
+        'does not (docs/SIMULATION.md, "Price level trials").',
         "",
     ]
     for label, placement_data in data["placements"].items():
@@ -303,6 +313,10 @@ def run(seeds: tuple[int, ...] = SEEDS, long_days: int = LONG_DAYS) -> list[str]
         f"| The same with all {len(_specs())} policies side by side, 2 processes | "
         f"{statistics.median(t[2] for t in mid):.0f} s (median of {len(mid)} seeds) | |",
         f"| Peak memory of the benchmark and its workers | {peak_rss_mb():,.0f} MB | |",
+        "",
+        "The peak memory adds the benchmark process's peak resident size to that of its "
+        "largest forked worker; a worker shares the prepared world with its parent (copy on "
+        "write), so the pages it did not write are counted twice.",
         "",
     ]
     return lines

@@ -302,6 +302,8 @@ def test_price_level_trials_card(page, server, admin):
         card = page.get_by_test_id("level-trials")
         expect(card.get_by_test_id("level-today")).to_contain_text("Today: 100 %")
         expect(card.get_by_test_id("level-reason")).to_contain_text("not tried yet")
+        # No cooldown here: the engine's fee changes pause only when the next level comes.
+        expect(card.get_by_test_id("level-quiet")).to_contain_text("pause in 24 h")
         expect(card.get_by_test_id("level-no-days")).to_be_visible()
 
         _end_the_trial_day(server, [3000, 4000])
