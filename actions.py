@@ -85,6 +85,14 @@ def check_action(kind: str, channel_id: str, action: dict, channels: dict, cfg) 
     )
 
 
+def refill_fee_limit(plan_ppm: int, level: ChannelLevel | None, bounds) -> int:
+    """The fee limit a proposed refill carries: the engine's budget, shrunk with the
+    channel's price level, never above the admin's rebalance_max_fee_ppm. A refill that is
+    worth 2,200 ppm is worth doing at 1,000 too; proposing it at 2,200 only to reject it
+    against the admin's limit would leave a channel the engine wants filled empty."""
+    return min(rebalance_fee_cap(plan_ppm, level), bounds.rebalance_max_fee_ppm)
+
+
 async def propose_actions(
     recs: list[Recommendation],
     cfg: ExecutionSettings,
@@ -92,8 +100,7 @@ async def propose_actions(
     levels: Mapping[str, ChannelLevel] | None = None,
 ) -> list[dict]:
     """Rebalances and closes the recommendations ask for, as proposals for the admin. A
-    refill's fee budget shrinks with the channel's price level below 100 % (it sells for
-    less there)."""
+    refill's fee limit is refill_fee_limit's."""
     if cfg.mode == "observe":
         return []
     channels = {r["channel_id"]: r for r in await crud.get_channels()}
@@ -104,9 +111,9 @@ async def propose_actions(
         if wanted is None or rec.confidence < cfg.min_confidence:
             continue
         kind, action = wanted
-        if kind == "rebalance" and levels:
-            action["max_fee_ppm"] = rebalance_fee_cap(
-                action["max_fee_ppm"], levels.get(rec.channel_id)
+        if kind == "rebalance":
+            action["max_fee_ppm"] = refill_fee_limit(
+                action["max_fee_ppm"], (levels or {}).get(rec.channel_id), cfg.bounds
             )
         if (rec.channel_id, kind) in pending or rec.channel_id not in channels:
             continue

@@ -77,6 +77,27 @@ async def test_rebalance_proposals_run_when_approved(client, admin):
         assert row["outcome"] == result["detail"]
 
 
+async def test_a_refill_is_proposed_within_the_admins_fee_limit(client, admin):
+    """A plan worth more than the admin's rebalance fee limit is proposed at the limit, not
+    proposed above it and rejected."""
+    h = admin.key_headers(admin=True)
+    execution = (await client.get(f"{API}/execution", headers=h)).json()
+    tight = {**execution["bounds"], "rebalance_max_fee_ppm": 1}
+    r = await client.put(f"{API}/execution", headers=h, json={"bounds": tight})
+    assert r.status_code == 200, r.text
+    try:
+        async with demo_node_with(client, h, "rebalance") as plans:
+            assert all(p["action"]["max_fee_ppm"] == 1 for p in plans), plans
+        assert not [
+            p
+            for p in await _queue(client, h, "rebalance", "rejected")
+            if "fee limit" in str(p["validation"])
+        ]
+    finally:
+        r = await client.put(f"{API}/execution", headers=h, json={"bounds": execution["bounds"]})
+        assert r.status_code == 200, r.text
+
+
 async def test_close_waits_for_an_admin_even_in_auto_mode(client, admin, alice):
     h = admin.key_headers(admin=True)
     async with demo_node_with(client, h, "close") as closes:

@@ -349,7 +349,11 @@ async def test_rebalance_only_where_the_engine_sees_it_pay(client, admin):
     assert "no demand" in r.json()["detail"] and "earn" in r.json()["detail"]
     assert len((await client.get(f"{API}/rebalances", headers=h)).json()) == paid_before
 
-    # Where the engine proposes one, it runs within its budget on the simulated node.
+    # Where the engine proposes one, it runs within its budget and the admin's fee limit on
+    # the simulated node (a plan may be worth more than the limit: the limit wins).
+    limit = (await client.get(f"{API}/execution", headers=h)).json()["bounds"][
+        "rebalance_max_fee_ppm"
+    ]
     for rec in recs:
         plan = rec["suggested"]["rebalance"]
         if plan is None:
@@ -362,7 +366,7 @@ async def test_rebalance_only_where_the_engine_sees_it_pay(client, admin):
                 "in_channel": rec["channel_id"],
                 "out_channel": source,
                 "amount_sat": plan["amount_sat"],
-                "max_fee_ppm": plan["max_fee_ppm"],
+                "max_fee_ppm": min(plan["max_fee_ppm"], limit),
             },
         )
         assert r.status_code == 200, r.text
