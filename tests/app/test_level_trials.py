@@ -386,15 +386,37 @@ async def test_the_engine_changes_no_fee_just_before_the_next_level(client, admi
         await crud.save_doc(service.STATE_DOC, state.to_doc(), ahead)
         await tasks._propose(ahead)
         changes = (await client.get(f"{API}/changes", headers=h)).json()
-        return [c for c in changes if c["origin"] == "engine" and c["created_at"] >= ahead]
+        return [
+            c
+            for c in changes
+            if c["origin"] == "engine" and c["kind"] == "policy" and c["created_at"] >= ahead
+        ]
 
     # Every recommendation applies, and earlier tests spent the node's hourly gossip budget.
     loose = {"min_confidence": 0.0, "max_updates_per_node_per_hour": 100_000}
-    async with auto_mode(client, h, cooldown_seconds=cooldown, **loose):
+    async with auto_mode(client, h, cooldown_seconds=cooldown, **loose) as execution:
         await _run(client, h)
+        # A fee the engine must change whatever it is measuring (earlier tests leave channels
+        # being measured, which hold otherwise): the profile's maximum a fifth below the
+        # highest own fee (the node's over the level) of a channel the bounds leave room to
+        # move on the node.
+        recs = (await client.get(f"{API}/recommendations", headers=h)).json()["data"]
+        room = execution["bounds"]["max_fee_ppm"] // 2
+        own = {
+            r["channel_id"]: r["current_fee_ppm"] * 100 // r["level_percent"]
+            for r in recs
+            if r["current_fee_ppm"] and r["current_fee_ppm"] <= room
+        }
+        target = max(own, key=own.get)
+        assert own[target] >= 50, recs
+        profile = (await client.get(f"{API}/profile", headers=h)).json()["active"]
+        capped = {**profile, "name": "balanced-capped", "max_fee_ppm": own[target] * 4 // 5}
+        r = await client.put(f"{API}/profile", headers=h, json=capped)
+        assert r.status_code == 200, r.text
         assert await engine_changes_in_a_pass(cooldown - 60) == []  # in the pause
         trials = await _trials(client, h)
         assert trials["engine_quiet_from"] == trials["next_day_at"] - cooldown
         assert trials["engine_quiet_from"] <= ahead < trials["next_day_at"]
         made = await engine_changes_in_a_pass(cooldown + 60)  # the same pass, before it
-        assert made and all(c["status"] == "applied" for c in made), made
+        assert target in {c["channel_id"] for c in made if c["status"] == "applied"}, made
+        assert all(c["status"] != "pending" for c in made), made  # auto mode applies
