@@ -163,7 +163,7 @@ async def get_forward_cursor(node_pubkey: str) -> int:
 
 
 def _policy_json(policy: RoutingPolicy | None) -> str | None:
-    return json.dumps(asdict(policy)) if policy else None
+    return policy_to_json(policy) if policy is not None else None
 
 
 async def set_local_policies(policies: dict[str, RoutingPolicy]) -> None:
@@ -1261,10 +1261,6 @@ SCORE_COLUMNS = (
     "channels",
     "capacity_sat",
 )
-
-
-def _policy_json(policy: RoutingPolicy | None) -> str | None:
-    return policy_to_json(policy) if policy is not None else None
 
 
 async def store_graph(graph: NetworkGraph, now: int) -> dict[str, int]:
