@@ -23,6 +23,7 @@ from loguru import logger
 from . import crud
 from .engine.changes import PolicyChange
 from .engine.level_trials import (
+    DAY,
     ChannelLevel,
     LevelStats,
     TrialDay,
@@ -44,7 +45,6 @@ from .execution import (
 )
 
 STATE_DOC = "level_trials"
-DAY = 86400
 RETRY_SECONDS = 900  # after the node refused a step
 ACTOR = "daznode (level trials)"
 

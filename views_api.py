@@ -66,6 +66,7 @@ from .engine.changes import POLICY_FIELDS, PolicyChange
 from .engine.chargelnd import import_chargelnd
 from .engine.decide import Decision, Recommendation
 from .engine.graph_io import GraphFormatError, load_graph
+from .engine.level_trials import DAY as LEVEL_DAY
 from .engine.level_trials import WINDOW_DAYS, ChannelLevel, engine_quiet_from, level_fee
 from .engine.node_source import (
     BLOCKS_PER_DAY,
@@ -99,7 +100,6 @@ from .execution import (
     rollback,
     update_log,
 )
-from .level_service import DAY as LEVEL_DAY
 from .level_service import STATE_DOC, current_levels, fee_range, levels_now
 from .level_service import summary as level_summary
 from .models import (

@@ -27,7 +27,7 @@ from .sim_policy import scaled_fee
 FIRST_ORDER = (100, 50, 200, 25, 400, 800, 1600)
 RUNNER_UP_SHARE = 0.8  # tried again when one lucky day could bring it to this share of the best
 WINDOW_DAYS = 28  # older days no longer describe the node's demand
-DAY = 86400
+DAY = 86400  # a trial day: one level from its start (the service and the simulator)
 
 
 @dataclass(frozen=True, slots=True)

@@ -261,11 +261,9 @@ class DaznodePolicy:
             )
         ]
         own: dict[str, int] = {}
-        if trials is not None and engine_waits(
-            trials.day_started, now, self.bounds.cooldown_seconds
-        ):
-            changes = []  # the next day's step must find every channel free to take it
         if trials is not None:  # own fees -> the node's, at each channel's level
+            if engine_waits(trials.day_started, now, self.bounds.cooldown_seconds):
+                changes = []  # the next day's step must find every channel free to take it
             node = {c.channel_id: c.local_policy for c in channels if c.local_policy is not None}
             own = {c.channel_id: c.after.fee_rate_ppm for c in changes}
             changes = [
